@@ -1,0 +1,117 @@
+"""``python -m localkafka``: start, stop and inspect the local development broker."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+
+import click
+
+from localkafka import docker
+from localkafka.broker import NativeBroker, kafka_version
+from localkafka.exceptions import BrokerError
+from localkafka.readiness import broker_answers, wait_until_ready
+
+
+def _broker() -> NativeBroker:
+    port = int(os.environ.get("KAFKA_PORT", "9092"))
+    return NativeBroker(port=port, controller_port=port + 1)
+
+
+@click.group()
+def cli() -> None:
+    """A single-node KRaft Kafka on 127.0.0.1:9092 (Docker if an engine answers, else native)."""
+
+
+@cli.command()
+@click.option("--native", is_flag=True, help="Run from Maven's jars even if Docker answers.")
+def up(native: bool) -> None:
+    """Start the broker in the background; return once it accepts clients."""
+    broker = _broker()
+    if not native and docker.engine_answers():
+        docker.compose("up", "-d", "--wait", "kafka")
+        click.echo(f"kafka (docker) ready on {broker.bootstrap}")
+        return
+    pid = broker.running_pid()
+    if pid is not None:
+        click.echo(f"kafka already running (pid {pid}) on {broker.bootstrap}")
+        return
+    click.echo(f"starting kafka {kafka_version()} natively; log: {broker.log_file}")
+    process = broker.start()
+    if not wait_until_ready(broker.bootstrap, still_starting=lambda: process.poll() is None):
+        broker.stop(timeout=5)
+        raise BrokerError(f"kafka did not become ready; last log lines:\n{broker.tail_log()}")
+    click.echo(f"kafka ready (pid {process.pid}) on {broker.bootstrap}")
+
+
+@cli.command()
+def run() -> None:
+    """Run the broker in the foreground (for process runners); Ctrl-C stops it."""
+    broker = _broker()
+    pid = broker.running_pid()
+    if pid is not None:
+        raise BrokerError(f"kafka is already running (pid {pid}); stop it with `just kafka-down`")
+    argv = broker.foreground_command()
+    broker.pid_file.write_text(f"{os.getpid()}\n")
+    os.execv(argv[0], argv)  # noqa: S606 - the broker replaces this process
+
+
+@cli.command()
+@click.option("--timeout", default=120.0, show_default=True, help="Seconds to wait.")
+def wait(timeout: float) -> None:
+    """Block until the broker accepts clients (exit 1 after --timeout)."""
+    if not wait_until_ready(_broker().bootstrap, timeout=timeout):
+        raise BrokerError(f"kafka did not answer on {_broker().bootstrap} within {timeout:.0f}s")
+
+
+@cli.command()
+def down() -> None:
+    """Stop the broker this project started; its data is kept."""
+    broker = _broker()
+    if broker.stop():
+        click.echo("kafka stopped (data kept; `just clean` removes it)")
+    elif docker.engine_answers():
+        docker.compose("stop", "kafka")
+    else:
+        click.echo("kafka was not running")
+
+
+@cli.command()
+def status() -> None:
+    """Say whether the broker runs and answers; exit 1 if it does not answer."""
+    broker = _broker()
+    pid = broker.running_pid()
+    answers = broker_answers(broker.bootstrap)
+    click.echo(
+        f"pid={pid or '-'} answers={'yes' if answers else 'no'} bootstrap={broker.bootstrap}"
+    )
+    sys.exit(0 if answers else 1)
+
+
+@cli.command()
+def clean() -> None:
+    """Stop the broker and delete its data, configuration and log (jars stay cached)."""
+    broker = _broker()
+    broker.stop()
+    if broker.state_dir.exists():
+        shutil.rmtree(broker.state_dir)
+        click.echo(f"removed {broker.state_dir} (kafka data, log, config)")
+    click.echo(f"kept cached jars in {broker.libs_dir.parent}")
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except BrokerError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""Fixtures shared by the whole suite: one broker per session, a topic and group per test."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+from confluent_kafka.admin import AdminClient
+
+from eventlog.clients import admin_config
+from eventlog.topics import TopicSpec, ensure_topic
+from tests.kafka_fixtures import kafka_for_tests
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """Bootstrap address of a real broker for this test session."""
+    with kafka_for_tests() as bootstrap:
+        yield bootstrap
+
+
+@pytest.fixture(scope="session")
+def kafka_admin(kafka_bootstrap: str) -> AdminClient:
+    return AdminClient(admin_config(kafka_bootstrap))
+
+
+@pytest.fixture
+def unique_name(request: pytest.FixtureRequest) -> Callable[[str], str]:
+    """Names no other test (or earlier run against the same cluster) uses."""
+    test = request.node.name.split("[")[0].replace("_", "-")[:40]
+
+    def make(prefix: str) -> str:
+        return f"{prefix}.{test}.{uuid.uuid4().hex[:8]}"
+
+    return make
+
+
+@pytest.fixture
+def topic_factory(
+    kafka_admin: AdminClient, unique_name: Callable[[str], str]
+) -> Callable[..., str]:
+    """Create a fresh topic for this test; returns its name."""
+
+    def make(*, partitions: int = 3, prefix: str = "events") -> str:
+        name = unique_name(prefix)
+        ensure_topic(kafka_admin, TopicSpec(name=name, partitions=partitions))
+        return name
+
+    return make
