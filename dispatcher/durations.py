@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -20,6 +21,8 @@ def parse_duration(value: object) -> Duration:
     if isinstance(value, bool):
         raise ValueError(f"not a duration: {value!r}; write e.g. 500ms, 2s or 1m")
     if isinstance(value, int | float):
+        if not math.isfinite(value):  # YAML's .inf and .nan are floats too
+            raise ValueError(f"not a duration: {value!r}; write e.g. 500ms, 2s or 1m")
         if value < 0:
             raise ValueError(f"duration must not be negative: {value!r}")
         return Duration(value)

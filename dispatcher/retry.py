@@ -9,6 +9,7 @@ failing deliveries do not retry in lockstep. A destination's own ``retry_after``
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
 
@@ -41,7 +42,7 @@ class RetryPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     def __post_init__(self) -> None:
         if self.max_retries < 0:
             raise ValueError("max_retries must be 0 or more")
-        if self.multiplier < 1:
+        if not (math.isfinite(self.multiplier) and self.multiplier >= 1):
             raise ValueError("multiplier must be at least 1")
         if self.max_backoff < self.initial_backoff:
             raise ValueError("max_backoff must not be below initial_backoff")
