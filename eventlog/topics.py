@@ -63,6 +63,8 @@ def ensure_topic(admin: AdminClient, spec: TopicSpec, *, timeout: float = 30.0) 
     future = admin.create_topics([new], operation_timeout=timeout, request_timeout=timeout)
     try:
         future[spec.name].result(timeout=timeout)
+    except TimeoutError as exc:
+        raise TopicError(f"Kafka did not answer within {timeout:g}s") from exc
     except KafkaException as exc:
         if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
             raise TopicError(f"cannot create topic {spec.name!r}: {exc.args[0].str()}") from exc

@@ -1,0 +1,114 @@
+"""``dispatcher``: run, check or inspect the destinations of one or more manifests."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from dispatcher.app import DispatcherSettings, run_dispatcher
+from dispatcher.exceptions import ManifestError
+from dispatcher.manifest import Manifest, load_manifests
+from eventlog.logs import configure_logging
+
+log = logging.getLogger("dispatcher")
+
+manifest_option = click.option(
+    "--manifest",
+    "manifest_paths",
+    multiple=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="A manifest of destinations (repeatable; names must be unique across them).",
+)
+
+
+@click.group(invoke_without_command=True)
+@manifest_option
+@click.option("--check", is_flag=True, help="Validate the manifests and exit 0/1 (no Kafka).")
+@click.option(
+    "--drain-timeout",
+    default=10.0,
+    show_default=True,
+    help="Seconds in-flight deliveries may take to finish at shutdown.",
+)
+@click.option(
+    "--log-level",
+    default=lambda: os.environ.get("LOG_LEVEL", "INFO"),
+    show_default="INFO",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+)
+@click.pass_context
+def cli(
+    ctx: click.Context,
+    manifest_paths: tuple[Path, ...],
+    check: bool,
+    drain_timeout: float,
+    log_level: str,
+) -> None:
+    """Deliver the events topic to every destination of the given manifests.
+
+    Each destination runs as its own consumer group and asyncio task; run several processes
+    with the same manifest to share its partitions.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    if not manifest_paths:
+        raise click.UsageError("give at least one --manifest FILE")
+    manifests = _load(manifest_paths)
+    if check:
+        names = sum(len(m.destinations) for m in manifests)
+        click.echo(f"ok: {len(manifests)} manifest(s), {names} destination(s)")
+        return
+    configure_logging(log_level)
+    settings = DispatcherSettings(drain_timeout=drain_timeout)
+    _run_until_signalled(manifests, settings)
+
+
+def _load(paths: Sequence[Path]) -> tuple[Manifest, ...]:
+    try:
+        return load_manifests(paths, environ=os.environ)
+    except ManifestError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
+def _run_until_signalled(manifests: Sequence[Manifest], settings: DispatcherSettings) -> None:
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def on_signal(signum: int) -> None:
+            if stop.is_set():
+                log.warning("second %s: exiting now", signal.Signals(signum).name)
+                os._exit(1)
+            log.info("%s received: stopping", signal.Signals(signum).name)
+            stop.set()
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, on_signal, signum)
+        await run_dispatcher(manifests, stop, settings)
+
+    try:
+        _event_loop_runner()(main())
+    except RuntimeError as exc:
+        log.error("%s", exc)
+        sys.exit(1)
+
+
+def _event_loop_runner() -> Callable[[Coroutine[Any, Any, None]], None]:
+    try:
+        import uvloop  # noqa: PLC0415 - optional speed-up
+    except ImportError:
+        return asyncio.run
+    return uvloop.run
+
+
+def main() -> None:
+    cli()

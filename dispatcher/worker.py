@@ -1,0 +1,389 @@
+"""One destination's consumer: fetch, deliver in per-user order, dead-letter, commit.
+
+Each destination has its own Kafka consumer in its own group and runs as one asyncio task; a
+process hosts many of them without a thread each. The consumer is polled without blocking
+(``consume(timeout=0)``) from the event loop, idling with a short, growing sleep when there is
+nothing to fetch, so rebalance callbacks also run on the loop thread.
+
+Per event: the ordering key is ``(partition, user_id)``; ``KeyedScheduler`` lets at most one
+event per key and ``concurrency`` events overall be in flight, and ``OffsetTracker`` knows the
+highest offset of each partition below which everything has finished. Only that is committed,
+periodically and on revocation and shutdown: at-least-once, never past an unfinished event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+
+from dispatcher.deadletter import DeadLetter, DeadLetterWriter
+from dispatcher.delivery import Outcome, deliver
+from dispatcher.destinations import Destination
+from dispatcher.manifest import DestinationSpec, Manifest
+from dispatcher.ordering import KeyedScheduler, OffsetTracker
+from eventlog.clients import consumer_config
+from eventlog.exceptions import RecordFormatError
+from eventlog.record import Event, Headers, decode
+
+__all__ = ["DestinationWorker", "WorkerStats"]
+
+log = logging.getLogger(__name__)
+
+FETCH_BATCH = 500
+IDLE_SLEEP_MIN = 0.002
+IDLE_SLEEP_MAX = 0.05
+
+
+@dataclass(slots=True)
+class WorkerStats:
+    """Counters a worker reports when it closes."""
+
+    delivered: int = 0
+    dead_lettered: int = 0
+    attempts: int = 0
+    commits: int = 0
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A fetched record on its way to the destination."""
+
+    partition: int
+    offset: int
+    epoch: int
+    key: bytes | None
+    value: bytes | None
+    headers: Headers
+    event: Event | None
+    """``None`` when the record could not be decoded: it goes straight to the dead letters."""
+    decode_error: str | None = None
+
+
+@dataclass(slots=True)
+class _PartitionState:
+    epoch: int
+    offsets: OffsetTracker = field(default_factory=OffsetTracker)
+    committed: int | None = None
+
+
+class DestinationWorker:
+    """Runs one destination until ``stop`` is set, then drains, commits and closes."""
+
+    def __init__(
+        self,
+        *,
+        manifest: Manifest,
+        spec: DestinationSpec,
+        destination: Destination,
+        dead_letters: DeadLetterWriter,
+        bootstrap_servers: str,
+        commit_interval: float = 1.0,
+        drain_timeout: float = 10.0,
+        consumer_overrides: dict[str, Any] | None = None,
+    ) -> None:
+        self.name = spec.name
+        self.group_id = manifest.group_id(spec)
+        self.stats = WorkerStats()
+        self._spec = spec
+        self._topic = manifest.topic
+        self._destination = destination
+        self._dead_letters = dead_letters
+        self._commit_interval = commit_interval
+        self._drain_timeout = drain_timeout
+        self._config = consumer_config(
+            bootstrap_servers,
+            self.group_id,
+            start_from=manifest.start_from,
+            on_commit=self._on_commit,
+            **(consumer_overrides or {}),
+        )
+        self._scheduler: KeyedScheduler[_Pending] = KeyedScheduler(spec.concurrency)
+        self._partitions: dict[int, _PartitionState] = {}
+        self._tasks: dict[Hashable, asyncio.Task[None]] = {}
+        self._epoch = 0
+        self._paused = False
+        self._assignment_changed = False
+        self._stopping = False
+        self._consumer: Consumer | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> WorkerStats:
+        """Consume and deliver until ``stop`` is set; then shut down in order."""
+        consumer = Consumer(self._config)
+        self._consumer = consumer
+        consumer.subscribe(
+            [self._topic],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
+        log.info("consumer started destination=%s group=%s", self.name, self.group_id)
+        commit_task = asyncio.create_task(self._commit_periodically(stop))
+        try:
+            await self._fetch_until(stop)
+        finally:
+            await self._shutdown(consumer, commit_task)
+        return self.stats
+
+    async def _fetch_until(self, stop: asyncio.Event) -> None:
+        consumer = self._consumer
+        assert consumer is not None
+        idle = IDLE_SLEEP_MIN
+        while not stop.is_set():
+            self._apply_backpressure(consumer)
+            room = self._spec.max_buffered - self._scheduler.buffered
+            messages = consumer.consume(num_messages=max(1, min(FETCH_BATCH, room)), timeout=0)
+            if not messages:
+                # Nothing fetched: yield to deliveries, sleeping a little longer each time.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=idle)
+                idle = min(idle * 2, IDLE_SLEEP_MAX)
+                continue
+            idle = IDLE_SLEEP_MIN
+            for message in messages:
+                self._accept(message)
+            self._launch_ready()
+            await asyncio.sleep(0)
+
+    async def _shutdown(self, consumer: Consumer, commit_task: asyncio.Task[None]) -> None:
+        self._stopping = True  # no new deliveries; in-flight ones may finish
+        commit_task.cancel()
+        running = [t for t in self._tasks.values() if not t.done()]
+        if running:
+            log.info(
+                "draining destination=%s in_flight=%d timeout=%.1fs",
+                self.name,
+                len(running),
+                self._drain_timeout,
+            )
+            _, late = await asyncio.wait(running, timeout=self._drain_timeout)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+        self._commit(asynchronous=False)
+        # Forget everything here, on the loop thread: close() runs the revoke callback on
+        # the closing thread, which then finds nothing left to touch.
+        self._abandon(set(self._partitions))
+        await asyncio.to_thread(consumer.close)
+        await self._destination.close()
+        log.info(
+            "closed destination=%s delivered=%d dead_lettered=%d attempts=%d commits=%d",
+            self.name,
+            self.stats.delivered,
+            self.stats.dead_lettered,
+            self.stats.attempts,
+            self.stats.commits,
+        )
+
+    # -- fetching ----------------------------------------------------------------------
+
+    def _accept(self, message: Message) -> None:
+        error = message.error()
+        if error is not None:
+            if error.fatal():
+                raise KafkaException(error)
+            log.warning("consumer error destination=%s error=%s", self.name, error.str())
+            return
+        partition, offset = message.partition(), message.offset()
+        assert partition is not None and offset is not None
+        state = self._partitions.get(partition)
+        if state is None:  # fetched just before a revocation took the partition away
+            return
+        raw_headers = message.headers() or []
+        headers: Headers = list(
+            raw_headers.items() if isinstance(raw_headers, dict) else raw_headers
+        )
+        key, value = message.key(), message.value()
+        try:
+            event: Event | None = decode(key, value, headers)
+            problem = None
+        except RecordFormatError as exc:
+            event, problem = None, str(exc)
+        state.offsets.add(offset)
+        pending = _Pending(partition, offset, state.epoch, key, value, headers, event, problem)
+        user = event.user_id if event is not None else None
+        self._scheduler.push((partition, user), pending)
+
+    def _launch_ready(self) -> None:
+        if self._stopping:
+            return
+        while (ready := self._scheduler.pop_ready()) is not None:
+            key, pending = ready
+            self._tasks[key] = asyncio.create_task(self._handle(key, pending))
+
+    def _apply_backpressure(self, consumer: Consumer) -> None:
+        full = self._scheduler.buffered >= self._spec.max_buffered
+        if full and (not self._paused or self._assignment_changed):
+            consumer.pause(consumer.assignment())
+            self._paused = True
+            log.debug(
+                "fetching paused destination=%s buffered=%d", self.name, self._scheduler.buffered
+            )
+        elif not full and self._paused:
+            consumer.resume(consumer.assignment())
+            self._paused = False
+        self._assignment_changed = False
+
+    # -- delivering --------------------------------------------------------------------
+
+    async def _handle(self, key: Hashable, pending: _Pending) -> None:
+        try:
+            await self._deliver_or_dead_letter(pending)
+        except Exception:
+            # Left unfinished on purpose: its offset is never committed, so it is redelivered
+            # after a restart rather than lost. The log line makes the stall visible.
+            log.exception(
+                "delivery crashed destination=%s partition=%d offset=%d; left uncommitted",
+                self.name,
+                pending.partition,
+                pending.offset,
+            )
+            return
+        self._finish(key, pending)
+
+    async def _deliver_or_dead_letter(self, pending: _Pending) -> None:
+        if pending.event is None:
+            outcome = Outcome(
+                delivered=False,
+                attempts=0,
+                error=f"undecodable record: {pending.decode_error}",
+                permanent=True,
+            )
+        else:
+            outcome = await deliver(
+                self._destination,
+                pending.event,
+                name=self.name,
+                timeout=self._spec.timeout,
+                policy=self._spec.retry,
+            )
+        self.stats.attempts += outcome.attempts
+        if outcome.delivered:
+            self.stats.delivered += 1
+        else:
+            await self._dead_letters.write(
+                DeadLetter(
+                    destination=self.name,
+                    error=outcome.error or "",
+                    attempts=outcome.attempts,
+                    permanent=outcome.permanent,
+                    topic=self._topic,
+                    partition=pending.partition,
+                    offset=pending.offset,
+                    key=pending.key,
+                    value=pending.value,
+                    headers=pending.headers,
+                )
+            )
+            self.stats.dead_lettered += 1
+
+    def _finish(self, key: Hashable, pending: _Pending) -> None:
+        state = self._partitions.get(pending.partition)
+        if state is None or state.epoch != pending.epoch:
+            return  # the partition was revoked meanwhile; its new owner redelivers
+        state.offsets.done(pending.offset)
+        del self._tasks[key]
+        self._scheduler.finish(key)
+        self._launch_ready()
+
+    # -- committing --------------------------------------------------------------------
+
+    async def _commit_periodically(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await asyncio.sleep(self._commit_interval)
+            self._commit(asynchronous=True)
+
+    def _commit(self, *, asynchronous: bool, only: set[int] | None = None) -> None:
+        consumer = self._consumer
+        if consumer is None:
+            return
+        offsets = []
+        for partition, state in self._partitions.items():
+            if only is not None and partition not in only:
+                continue
+            target = state.offsets.committable()
+            if target is not None and target != state.committed:
+                offsets.append(TopicPartition(self._topic, partition, target))
+                state.committed = target
+        if not offsets:
+            return
+        try:
+            consumer.commit(offsets=offsets, asynchronous=asynchronous)
+        except KafkaException as exc:
+            error: KafkaError = exc.args[0]
+            if error.code() != KafkaError._NO_OFFSET:
+                log.warning("commit failed destination=%s error=%s", self.name, error.str())
+                for tp in offsets:  # try again next time
+                    if (state := self._partitions.get(tp.partition)) is not None:
+                        state.committed = None
+            return
+        self.stats.commits += 1
+        log.debug(
+            "committed destination=%s offsets=%s",
+            self.name,
+            ",".join(f"{tp.partition}:{tp.offset}" for tp in offsets),
+        )
+
+    def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        if error is None or error.code() == KafkaError._NO_OFFSET:
+            return
+        log.warning("commit failed destination=%s error=%s", self.name, error.str())
+        for tp in partitions:  # make the next periodic commit try again
+            if (state := self._partitions.get(tp.partition)) is not None:
+                state.committed = None
+
+    # -- rebalancing (called from consume(), on the loop thread) ------------------------
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            self._epoch += 1
+            self._partitions[tp.partition] = _PartitionState(epoch=self._epoch)
+        self._assignment_changed = True
+        log.info(
+            "partitions assigned destination=%s partitions=%s",
+            self.name,
+            ",".join(str(tp.partition) for tp in partitions) or "-",
+        )
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        revoked = {tp.partition for tp in partitions}
+        self._commit(asynchronous=False, only=revoked)
+        self._abandon(revoked)
+        log.info(
+            "partitions revoked destination=%s partitions=%s",
+            self.name,
+            ",".join(str(p) for p in sorted(revoked)) or "-",
+        )
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Another member may own them already: committing now could move its offsets back.
+        lost = {tp.partition for tp in partitions}
+        self._abandon(lost)
+        log.warning(
+            "partitions lost destination=%s partitions=%s",
+            self.name,
+            ",".join(str(p) for p in sorted(lost)) or "-",
+        )
+
+    def _abandon(self, partitions: set[int]) -> None:
+        self._scheduler.drop(lambda key: _partition_of(key) in partitions)
+        for key in list(self._scheduler.in_flight_keys()):
+            if _partition_of(key) in partitions:
+                self._scheduler.forget(key)
+                task = self._tasks.pop(key, None)
+                if task is not None:
+                    task.cancel()
+        for partition in partitions:
+            self._partitions.pop(partition, None)
+
+
+def _partition_of(key: Hashable) -> int:
+    partition, _user = key  # type: ignore[misc]
+    return int(partition)
