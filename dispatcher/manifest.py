@@ -1,0 +1,524 @@
+"""Manifests: which destinations a dispatcher runs, read from YAML and checked whole at start-up.
+
+A manifest names the events topic, the dead-letter topic, the consumer-group prefix and the
+Kafka cluster, the defaults every destination inherits, and the destinations themselves; the
+schema is in ``docs/manifest.md``. Loading is pure apart from reading the files: any problem is
+one ``ManifestError`` naming the file, the destination and the field, before a consumer starts.
+
+``${VAR}`` in a destination's string values (and in ``kafka.bootstrap_servers``) is replaced from
+the environment given; ``$${`` stands for a literal ``${``. Substituted values may be secrets, so
+error messages show the ``${VAR}`` reference instead of the value.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal, TypeVar, cast, get_args, get_origin
+
+import msgspec
+import yaml
+
+from dispatcher.destinations import TYPES, DestinationType
+from dispatcher.durations import Duration, decode_hook, parse_duration
+from dispatcher.exceptions import ManifestError
+from dispatcher.retry import RetryPolicy
+
+__all__ = ["DestinationSpec", "Manifest", "load_manifest", "load_manifests"]
+
+StartFrom = Literal["earliest", "latest"]
+
+_TOP_KEYS = (
+    "topic",
+    "dead_letter_topic",
+    "group_prefix",
+    "start_from",
+    "kafka",
+    "defaults",
+    "destinations",
+)
+_DEFAULT_KEYS = ("timeout", "retry", "concurrency", "max_buffered")
+_COMMON_KEYS = ("name", "type", *_DEFAULT_KEYS)
+_BOOTSTRAP_ENV = "KAFKA_BOOTSTRAP_SERVERS"
+_KAFKA_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
+_KAFKA_NAME_RULE = "use 1 to 249 letters, digits, '.', '_' or '-'"
+_REFERENCE = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$\{")
+_MSGSPEC_AT = re.compile(r"(?P<problem>.*?) - at `(?P<key>key` in `)?\$(?P<path>[^`]*)`", re.S)
+
+_Struct = TypeVar("_Struct", bound=msgspec.Struct)
+
+
+@dataclass(frozen=True, slots=True)
+class DestinationSpec:
+    """One destination of a manifest, checked, with the manifest's defaults applied."""
+
+    name: str
+    """Unique across all manifests of a process; part of the consumer group id and of logs."""
+    type: str
+    """Key of the destination type in ``TYPES`` (``mock``, ``http``)."""
+    options: msgspec.Struct
+    """The type's own keys: an instance of ``TYPES[type].options``."""
+    timeout: float
+    """Seconds one delivery attempt may take before it counts as failed."""
+    retry: RetryPolicy
+    """How failed attempts are retried before the event goes to the dead-letter topic."""
+    concurrency: int = 64
+    """Events of different users in flight at once (one user's events go one at a time)."""
+    max_buffered: int = 1000
+    """Events fetched but unfinished (in flight or waiting) before fetching pauses."""
+
+    def __post_init__(self) -> None:
+        if not self.timeout > 0:
+            raise ValueError("timeout must be more than 0 seconds")
+        if self.concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        if self.max_buffered < self.concurrency:
+            raise ValueError("max_buffered must be at least concurrency")
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """One manifest file: where events come from and go to, and the destinations it runs."""
+
+    path: Path
+    """The file it was read from, as given."""
+    topic: str
+    """The events topic every destination consumes."""
+    dead_letter_topic: str
+    """Where events go that a destination could not take after all retries."""
+    group_prefix: str
+    """Consumer groups are ``<group_prefix>.<destination name>``."""
+    start_from: StartFrom
+    """Where a destination's consumer group starts when it has no committed offsets yet."""
+    bootstrap_servers: str
+    """Kafka brokers, ``host:port[,host:port...]``."""
+    destinations: tuple[DestinationSpec, ...]
+    """In file order; never empty."""
+
+    def group_id(self, destination: DestinationSpec) -> str:
+        """The consumer group of ``destination``: ``<group_prefix>.<name>``."""
+        return f"{self.group_prefix}.{destination.name}"
+
+
+def load_manifests(
+    paths: Sequence[Path],
+    *,
+    environ: Mapping[str, str],
+    types: Mapping[str, DestinationType] = TYPES,
+) -> tuple[Manifest, ...]:
+    """Load the manifests of one process; destination names must be unique across all of them."""
+    if not paths:
+        raise ManifestError("no manifest given; pass at least one manifest file")
+    manifests = tuple(load_manifest(path, environ=environ, types=types) for path in paths)
+    _check_names_across(manifests)
+    return manifests
+
+
+def load_manifest(
+    path: Path,
+    *,
+    environ: Mapping[str, str],
+    types: Mapping[str, DestinationType] = TYPES,
+) -> Manifest:
+    """Read and check one manifest file; every problem raises ``ManifestError``."""
+    where = _Where(path)
+    top = _read_yaml(path, where)
+    if not isinstance(top, dict):
+        raise where.error(None, f"the top level must be a mapping of keys, got {_kind(top)}")
+    _reject_unknown_keys(top, _TOP_KEYS, where, None, owner="the top level")
+    topic = _kafka_name(top.get("topic", "events"), where, "topic")
+    dead_letter_topic = _kafka_name(
+        top.get("dead_letter_topic", f"{topic}.dead-letter"), where, "dead_letter_topic"
+    )
+    if dead_letter_topic == topic:
+        raise where.error("dead_letter_topic", f"must differ from topic {topic!r}")
+    if "destinations" not in top:
+        raise where.error("destinations", "missing; list at least one destination")
+    defaults = _mapping(top.get("defaults", {}), where, "defaults")
+    _reject_unknown_keys(defaults, _DEFAULT_KEYS, where, "defaults", owner="defaults")
+    return Manifest(
+        path=path,
+        topic=topic,
+        dead_letter_topic=dead_letter_topic,
+        group_prefix=_kafka_name(top.get("group_prefix", "event-delivery"), where, "group_prefix"),
+        start_from=_start_from(top.get("start_from", "earliest"), where),
+        bootstrap_servers=_bootstrap_servers(top.get("kafka", {}), where, environ),
+        destinations=_destinations(
+            top["destinations"],
+            where,
+            _common(defaults, where, "defaults", _BUILT_IN),
+            environ,
+            types,
+        ),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Where:
+    """Where a problem is, for its message, and which substituted values it must not show."""
+
+    file: Path
+    destination: str | None = None
+    secrets: Mapping[str, str] = field(default_factory=dict)
+    """Environment variable -> the value substituted for its ``${VAR}``."""
+
+    def error(self, field: str | None, problem: str) -> ManifestError:
+        """``<file>: destination '<name>': field '<field>': <problem>``, secrets hidden."""
+        parts = [str(self.file), self.destination, field and f"field '{field}'"]
+        return ManifestError(": ".join([*filter(None, parts), self.hide_secrets(problem)]))
+
+    def hide_secrets(self, text: str) -> str:
+        """``text`` with every substituted value replaced by its ``${VAR}`` reference."""
+        for variable, value in sorted(self.secrets.items(), key=lambda item: -len(item[1])):
+            if value:
+                text = text.replace(value, f"${{{variable}}}")
+        return text
+
+    def cause(self, exc: BaseException) -> BaseException | None:
+        """``exc`` to chain to an error, or ``None`` when its text shows a substituted value."""
+        return exc if self.hide_secrets(str(exc)) == str(exc) else None
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key written twice in one mapping (it keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[object, object]:
+        first_line: dict[tuple[str, str], int] = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
+                continue
+            line = key_node.start_mark.line + 1
+            seen = first_line.setdefault((key_node.tag, key_node.value), line)
+            if seen != line:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"key {key_node.value!r} appears twice in one mapping (first on line {seen})",
+                    key_node.start_mark,
+                )
+        return super().construct_mapping(node, deep)
+
+
+def _read_yaml(path: Path, where: _Where) -> object:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise where.error(None, "file not found; give the path of a manifest YAML file") from exc
+    except UnicodeDecodeError as exc:
+        raise where.error(None, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    except OSError as exc:
+        raise where.error(None, f"cannot be read: {exc.strerror or exc}") from exc
+    loader = _StrictLoader(text)
+    try:
+        document = loader.get_single_data()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = "; ".join(filter(None, [exc.problem, exc.context]))
+        raise where.error(None, f"not valid YAML{at}: {problem}") from exc
+    except yaml.YAMLError as exc:
+        raise where.error(None, f"not valid YAML: {exc}") from exc
+    finally:
+        loader.dispose()
+    if document is None:
+        raise where.error(None, "empty; a manifest is a mapping with at least 'destinations'")
+    return document
+
+
+@dataclass(frozen=True, slots=True)
+class _Common:
+    """The keys every destination has: its own, else from ``defaults``, else built in."""
+
+    timeout: Duration
+    retry: Mapping[object, object]
+    """``retry`` keys as written, laid one by one over the inherited ones."""
+    policy: RetryPolicy
+    concurrency: int
+    max_buffered: int
+
+
+_BUILT_IN = _Common(Duration(1.0), {}, RetryPolicy(), concurrency=64, max_buffered=1000)
+
+
+def _common(
+    section: Mapping[object, object], where: _Where, prefix: str | None, inherited: _Common
+) -> _Common:
+    """The common keys of ``section`` (``defaults`` or a destination) over ``inherited``."""
+
+    def at(key: str) -> str:
+        return ".".join(filter(None, [prefix, key]))
+
+    retry = {**inherited.retry, **_mapping(section.get("retry", {}), where, at("retry"))}
+    merged = " (retry is laid key by key over defaults.retry)" if inherited.retry else ""
+    concurrency = _count(
+        section.get("concurrency", inherited.concurrency), where, at("concurrency")
+    )
+    max_buffered = _count(
+        section.get("max_buffered", inherited.max_buffered), where, at("max_buffered")
+    )
+    if max_buffered < concurrency:
+        raise where.error(
+            at("max_buffered"),
+            f"{max_buffered} is below concurrency {concurrency}; the buffer holds the events in"
+            f" flight too, so make it at least {concurrency}",
+        )
+    return _Common(
+        timeout=_timeout(section["timeout"], where, at("timeout"))
+        if "timeout" in section
+        else inherited.timeout,
+        retry=retry,
+        policy=_convert(retry, RetryPolicy, where, at("retry"), owner="retry", note=merged),
+        concurrency=concurrency,
+        max_buffered=max_buffered,
+    )
+
+
+def _destinations(
+    raw: object,
+    where: _Where,
+    defaults: _Common,
+    environ: Mapping[str, str],
+    types: Mapping[str, DestinationType],
+) -> tuple[DestinationSpec, ...]:
+    if not isinstance(raw, list):
+        raise where.error("destinations", f"expected a list of destinations, got {_kind(raw)}")
+    if not raw:
+        raise where.error("destinations", "empty; list at least one destination")
+    specs = tuple(
+        _destination(entry, number, file=where, defaults=defaults, environ=environ, types=types)
+        for number, entry in enumerate(raw, start=1)
+    )
+    first: dict[str, int] = {}
+    for number, spec in enumerate(specs, start=1):
+        if (earlier := first.setdefault(spec.name, number)) != number:
+            raise replace(where, destination=f"destination {spec.name!r}").error(
+                "name",
+                f"destinations #{earlier} and #{number} are both named {spec.name!r}; names must"
+                " be unique (each names a consumer group)",
+            )
+    return specs
+
+
+def _destination(
+    raw: object,
+    number: int,
+    *,
+    file: _Where,
+    defaults: _Common,
+    environ: Mapping[str, str],
+    types: Mapping[str, DestinationType],
+) -> DestinationSpec:
+    where = replace(file, destination=_label(raw, number))
+    secrets: dict[str, str] = {}
+    entry = {
+        key: _expand(value, str(key), where, environ, secrets)
+        for key, value in _mapping(raw, where, None).items()
+    }
+    where = replace(where, secrets=secrets)
+    name = _kafka_name(entry.get("name"), where, "name")
+    type_name, kind = _destination_type(entry.get("type"), where, types)
+    option_keys = tuple(f.encode_name for f in msgspec.structs.fields(kind.options))
+    owner = f"a destination of type {type_name!r}"
+    _reject_unknown_keys(entry, (*_COMMON_KEYS, *option_keys), where, None, owner=owner)
+    common = _common(entry, where, None, inherited=defaults)
+    options = {key: value for key, value in entry.items() if key not in _COMMON_KEYS}
+    return DestinationSpec(
+        name=name,
+        type=type_name,
+        options=_convert(options, kind.options, where, None, owner=f"type {type_name!r}"),
+        timeout=common.timeout,
+        retry=common.policy,
+        concurrency=common.concurrency,
+        max_buffered=common.max_buffered,
+    )
+
+
+def _label(raw: object, number: int) -> str:
+    """How messages name a destination: by its name as written, else by its position."""
+    name = raw.get("name") if isinstance(raw, dict) else None
+    return f"destination {name!r}" if isinstance(name, str) and name else f"destination #{number}"
+
+
+def _destination_type(
+    value: object, where: _Where, types: Mapping[str, DestinationType]
+) -> tuple[str, DestinationType]:
+    known = f"known types: {', '.join(sorted(types))}"
+    if value is None:
+        raise where.error("type", f"missing; {known}")
+    if not isinstance(value, str) or value not in types:
+        raise where.error("type", f"unknown type {value!r}; {known}")
+    return value, types[value]
+
+
+def _expand(
+    value: object, field: str, where: _Where, environ: Mapping[str, str], used: dict[str, str]
+) -> object:
+    """``value`` with ``${VAR}`` replaced in every string inside it; ``used`` learns the values."""
+    if isinstance(value, dict):
+        return {k: _expand(v, f"{field}.{k}", where, environ, used) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, f"{field}[{i}]", where, environ, used) for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        variable = match.group(1)
+        if match.group(0) == "$${":
+            return "${"
+        if variable is None:
+            raise where.error(
+                field, "malformed '${'; write ${NAME} (letters, digits, _) or $${ for a literal ${"
+            )
+        if variable not in environ:
+            raise where.error(
+                field,
+                f"environment variable {variable} is not set; set it, or write $${{ for a"
+                " literal ${",
+            )
+        used[variable] = environ[variable]
+        return environ[variable]
+
+    return _REFERENCE.sub(substitute, value)
+
+
+def _bootstrap_servers(raw: object, where: _Where, environ: Mapping[str, str]) -> str:
+    section = _mapping(raw, where, "kafka")
+    _reject_unknown_keys(section, ("bootstrap_servers",), where, "kafka", owner="kafka")
+    value = section.get("bootstrap_servers", "localhost:9092")
+    if not isinstance(value, str):
+        raise where.error("kafka.bootstrap_servers", f"expected host:port, got {_kind(value)}")
+    if override := environ.get(_BOOTSTRAP_ENV, "").strip():
+        return override
+    secrets: dict[str, str] = {}
+    servers = str(_expand(value, "kafka.bootstrap_servers", where, environ, secrets)).strip()
+    if not servers:
+        raise where.error("kafka.bootstrap_servers", "empty; write host:port[,host:port...]")
+    return servers
+
+
+def _convert(
+    raw: Mapping[object, object],
+    struct: type[_Struct],
+    where: _Where,
+    prefix: str | None,
+    *,
+    owner: str,
+    note: str = "",
+) -> _Struct:
+    """``raw`` as ``struct``; msgspec's complaint becomes a ``ManifestError`` (plus ``note``)."""
+    try:
+        return msgspec.convert(raw, struct, dec_hook=decode_hook)
+    except msgspec.ValidationError as exc:
+        field, problem = _explain(str(exc), struct, owner)
+        path = ".".join(filter(None, [prefix, field])) or None
+        raise where.error(path, problem + note) from where.cause(exc)
+
+
+def _explain(message: str, struct: type[msgspec.Struct], owner: str) -> tuple[str | None, str]:
+    """The field and the problem in a msgspec validation message about ``struct``."""
+    fields = {f.encode_name: f.type for f in msgspec.structs.fields(struct)}
+    at = _MSGSPEC_AT.fullmatch(message)
+    problem = at["problem"] if at else message
+    field = re.sub(r"\[[^\]]*\]", "", at["path"]).lstrip(".") if at else ""
+    if at and at["key"]:
+        problem += " (in a key)"
+    if unknown := re.fullmatch(r"Object contains unknown field `(.*)`", problem):
+        return unknown[1], f"unknown key; {owner} accepts: {', '.join(fields)}"
+    if missing := re.fullmatch(r"Object missing required field `(.*)`", problem):
+        return missing[1], f"missing; {owner} requires it"
+    if not field and problem.split(" ", 1)[0] in fields:
+        field = problem.split(" ", 1)[0]  # our __post_init__ messages start with the field
+    choices = get_args(fields[field]) if get_origin(fields.get(field)) is Literal else ()
+    if choices and problem.startswith("Invalid enum value"):
+        problem = f"{problem[len('Invalid enum value ') :]} is not one of: {', '.join(choices)}"
+    return field or None, problem.replace("`", "").replace("Expected", "expected", 1)
+
+
+def _reject_unknown_keys(
+    section: Mapping[object, object],
+    accepted: Sequence[str],
+    where: _Where,
+    prefix: str | None,
+    *,
+    owner: str,
+) -> None:
+    for key in section:
+        if key not in accepted:
+            close = difflib.get_close_matches(str(key), accepted, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise where.error(
+                ".".join(filter(None, [prefix, str(key)])),
+                f"unknown key{hint}; {owner} accepts: {', '.join(accepted)}",
+            )
+
+
+def _mapping(value: object, where: _Where, field: str | None) -> dict[object, object]:
+    if not isinstance(value, dict):
+        raise where.error(field, f"expected a mapping of keys to values, got {_kind(value)}")
+    return value
+
+
+def _kafka_name(value: object, where: _Where, field: str) -> str:
+    if value is None:
+        raise where.error(field, f"missing; {_KAFKA_NAME_RULE}")
+    if not isinstance(value, str):
+        raise where.error(field, f"expected a string, got {_kind(value)}; {_KAFKA_NAME_RULE}")
+    if not _KAFKA_NAME.fullmatch(value) or value in {".", ".."}:
+        raise where.error(field, f"{value!r} is not usable in Kafka names; {_KAFKA_NAME_RULE}")
+    return value
+
+
+def _start_from(value: object, where: _Where) -> StartFrom:
+    accepted = get_args(StartFrom)
+    if value not in accepted:
+        raise where.error("start_from", f"{value!r} is not one of: {', '.join(accepted)}")
+    return cast(StartFrom, value)
+
+
+def _timeout(value: object, where: _Where, field: str) -> Duration:
+    try:
+        timeout = parse_duration(value)
+    except ValueError as exc:
+        raise where.error(field, str(exc)) from where.cause(exc)
+    if not timeout > 0:
+        raise where.error(field, "must be more than 0; write e.g. 500ms, 2s or 1m")
+    return timeout
+
+
+def _count(value: object, where: _Where, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise where.error(field, f"expected a whole number of at least 1, got {_kind(value)}")
+    if value < 1:
+        raise where.error(field, f"must be at least 1, got {value}")
+    return value
+
+
+def _check_names_across(manifests: Sequence[Manifest]) -> None:
+    files: dict[Path, int] = {}
+    owners: dict[str, int] = {}
+    for index, manifest in enumerate(manifests):
+        if (earlier := files.setdefault(manifest.path.resolve(), index)) != index:
+            raise ManifestError(
+                f"{manifest.path}: given twice (also as {manifests[earlier].path}); give each"
+                " manifest once"
+            )
+        for spec in manifest.destinations:
+            if (owner := owners.setdefault(spec.name, index)) != index:
+                raise ManifestError(
+                    f"{manifest.path}: destination {spec.name!r}: field 'name':"
+                    f" {manifests[owner].path} has a destination {spec.name!r} too; names must"
+                    " be unique across all manifests of one process (each names a consumer group)"
+                )
+
+
+def _kind(value: object) -> str:
+    """What a YAML value is, in words (never the value: it may be a secret)."""
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return "true/false"
+    kinds = {int: "a number", float: "a number", str: "a string", list: "a list", dict: "a mapping"}
+    return kinds.get(type(value), type(value).__name__)
