@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +37,10 @@ log = logging.getLogger(__name__)
 FETCH_BATCH = 500
 IDLE_SLEEP_MIN = 0.002
 IDLE_SLEEP_MAX = 0.05
+
+
+_Key = tuple[int, str | None]
+"""Ordering key: (partition, user_id); ``None`` for records that could not be decoded."""
 
 
 @dataclass(slots=True)
@@ -103,9 +106,9 @@ class DestinationWorker:
             on_commit=self._on_commit,
             **(consumer_overrides or {}),
         )
-        self._scheduler: KeyedScheduler[_Pending] = KeyedScheduler(spec.concurrency)
+        self._scheduler: KeyedScheduler[_Pending, _Key] = KeyedScheduler(spec.concurrency)
         self._partitions: dict[int, _PartitionState] = {}
-        self._tasks: dict[Hashable, asyncio.Task[None]] = {}
+        self._tasks: dict[_Key, asyncio.Task[None]] = {}
         self._epoch = 0
         self._paused = False
         self._assignment_changed = False
@@ -233,7 +236,7 @@ class DestinationWorker:
 
     # -- delivering --------------------------------------------------------------------
 
-    async def _handle(self, key: Hashable, pending: _Pending) -> None:
+    async def _handle(self, key: _Key, pending: _Pending) -> None:
         try:
             await self._deliver_or_dead_letter(pending)
         except Exception:
@@ -261,7 +264,7 @@ class DestinationWorker:
                 self._destination,
                 pending.event,
                 name=self.name,
-                timeout=self._spec.timeout,
+                attempt_timeout=self._spec.timeout,
                 policy=self._spec.retry,
             )
         self.stats.attempts += outcome.attempts
@@ -284,7 +287,7 @@ class DestinationWorker:
             )
             self.stats.dead_lettered += 1
 
-    def _finish(self, key: Hashable, pending: _Pending) -> None:
+    def _finish(self, key: _Key, pending: _Pending) -> None:
         state = self._partitions.get(pending.partition)
         if state is None or state.epoch != pending.epoch:
             return  # the partition was revoked meanwhile; its new owner redelivers
@@ -315,14 +318,12 @@ class DestinationWorker:
         if not offsets:
             return
         try:
-            consumer.commit(offsets=offsets, asynchronous=asynchronous)
+            if asynchronous:  # the outcome arrives in _on_commit
+                consumer.commit(offsets=offsets, asynchronous=True)
+            else:
+                consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as exc:
-            error: KafkaError = exc.args[0]
-            if error.code() != KafkaError._NO_OFFSET:
-                log.warning("commit failed destination=%s error=%s", self.name, error.str())
-                for tp in offsets:  # try again next time
-                    if (state := self._partitions.get(tp.partition)) is not None:
-                        state.committed = None
+            self._on_commit(exc.args[0], offsets)
             return
         self.stats.commits += 1
         log.debug(
@@ -373,17 +374,12 @@ class DestinationWorker:
         )
 
     def _abandon(self, partitions: set[int]) -> None:
-        self._scheduler.drop(lambda key: _partition_of(key) in partitions)
+        self._scheduler.drop(lambda key: key[0] in partitions)
         for key in list(self._scheduler.in_flight_keys()):
-            if _partition_of(key) in partitions:
+            if key[0] in partitions:
                 self._scheduler.forget(key)
                 task = self._tasks.pop(key, None)
                 if task is not None:
                     task.cancel()
         for partition in partitions:
             self._partitions.pop(partition, None)
-
-
-def _partition_of(key: Hashable) -> int:
-    partition, _user = key  # type: ignore[misc]
-    return int(partition)

@@ -1,0 +1,171 @@
+"""A webhook receiver on loopback that records every request and answers as its route says.
+
+Routes (POST): ``/ok`` (204), ``/fail`` (500), ``/fail-first`` (500 for the first request of
+each event id, then 204), ``/hang`` (answers after a minute), ``/latency/<ms>`` (204 after
+``ms`` milliseconds), ``/status/<code>``. Runs in a thread with its own event loop, so tests in
+any style can use it; ``python -m tests.support.http_sink --port N`` runs it standalone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Self
+
+import click
+from aiohttp import web
+
+__all__ = ["HttpSink", "Received"]
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """One request the sink got."""
+
+    route: str
+    event_id: str
+    user_id: str
+    payload: str
+    received_at_ms: int
+    arrived: float
+    """``time.monotonic()`` when the request arrived."""
+    headers: dict[str, str]
+
+
+class HttpSink:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, record: bool = True) -> None:
+        self.host = host
+        self.port = port
+        self._record = record
+        self._received: list[Received] = []
+        self._seen_ids: set[tuple[str, str]] = set()
+        self._changed = threading.Condition()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        started = threading.Event()
+        self._thread = threading.Thread(target=self._serve, args=(started,), daemon=True)
+        self._thread.start()
+        if not started.wait(10):
+            raise RuntimeError("HTTP sink did not start")
+
+    def stop(self) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def url(self, route: str) -> str:
+        return f"http://{self.host}:{self.port}/{route.lstrip('/')}"
+
+    # -- what arrived ------------------------------------------------------------------
+
+    def received(self, route: str | None = None) -> list[Received]:
+        with self._changed:
+            return [r for r in self._received if route is None or r.route == route]
+
+    def wait_for(self, condition: Callable[[HttpSink], bool], timeout: float = 30.0) -> bool:
+        """Wait until ``condition(self)`` holds (re-checked on every request) or ``timeout``."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not condition(self):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._changed.wait(min(left, 0.5))
+        return True
+
+    # -- serving -----------------------------------------------------------------------
+
+    def _serve(self, started: threading.Event) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        app = web.Application(client_max_size=4 * 1024 * 1024)
+        app.router.add_post("/{route:.*}", self._handle)
+        runner = web.AppRunner(app, access_log=None)
+        loop.run_until_complete(runner.setup())
+        site = web.TCPSite(runner, self.host, self.port, backlog=1024)
+        loop.run_until_complete(site.start())
+        server = site._server
+        if self.port == 0 and server is not None:
+            self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        started.set()
+        try:
+            loop.run_forever()
+        finally:
+            loop.run_until_complete(runner.cleanup())
+            loop.close()
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        route = "/" + request.match_info["route"]
+        body: dict[str, Any] = json.loads(await request.read() or b"{}")
+        event_id = str(body.get("id", ""))
+        if self._record:
+            with self._changed:
+                self._received.append(
+                    Received(
+                        route=route,
+                        event_id=event_id,
+                        user_id=str(body.get("user_id", "")),
+                        payload=str(body.get("payload", "")),
+                        received_at_ms=int(body.get("received_at_ms", 0)),
+                        arrived=time.monotonic(),
+                        headers=dict(request.headers),
+                    )
+                )
+                self._changed.notify_all()
+        return await self._answer(route, event_id)
+
+    async def _answer(self, route: str, event_id: str) -> web.Response:  # noqa: PLR0911
+        if route == "/ok":
+            return web.Response(status=204)
+        if route == "/fail":
+            return web.Response(status=500, text="mock failure")
+        if route == "/fail-first":
+            with self._changed:
+                first = (route, event_id) not in self._seen_ids
+                self._seen_ids.add((route, event_id))
+            return web.Response(status=500 if first else 204)
+        if route == "/hang":
+            await asyncio.sleep(60)
+            return web.Response(status=204)
+        if route.startswith("/latency/"):
+            await asyncio.sleep(int(route.rsplit("/", 1)[1]) / 1000)
+            return web.Response(status=204)
+        if route.startswith("/status/"):
+            return web.Response(status=int(route.rsplit("/", 1)[1]))
+        return web.Response(status=404, text=f"no route {route}")
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1")
+@click.option("--port", default=9000, show_default=True)
+@click.option("--no-record", is_flag=True, help="Answer without keeping requests (benchmarks).")
+def main(host: str, port: int, no_record: bool) -> None:
+    """Serve the sink until interrupted."""
+    sink = HttpSink(host, port, record=not no_record)
+    sink.start()
+    click.echo(f"sink listening on http://{host}:{sink.port}", err=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        sink.stop()
+
+
+if __name__ == "__main__":
+    main()
