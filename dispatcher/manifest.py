@@ -203,6 +203,7 @@ class _StrictLoader(yaml.SafeLoader):
 
 
 def _read_yaml(path: Path, where: _Where) -> object:
+    """The YAML document in ``path``; unreadable files and bad YAML become ``ManifestError``."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
@@ -497,14 +498,14 @@ def _count(value: object, where: _Where, field: str) -> int:
 
 
 def _check_names_across(manifests: Sequence[Manifest]) -> None:
+    """No file given twice, no destination name in two of them: names make consumer groups."""
     files: dict[Path, int] = {}
     owners: dict[str, int] = {}
     for index, manifest in enumerate(manifests):
         if (earlier := files.setdefault(manifest.path.resolve(), index)) != index:
-            raise ManifestError(
-                f"{manifest.path}: given twice (also as {manifests[earlier].path}); give each"
-                " manifest once"
-            )
+            alias = manifests[earlier].path
+            also = f" (also as {alias})" if alias != manifest.path else ""
+            raise ManifestError(f"{manifest.path}: given twice{also}; give each manifest once")
         for spec in manifest.destinations:
             if (owner := owners.setdefault(spec.name, index)) != index:
                 raise ManifestError(
