@@ -35,6 +35,8 @@ class HttpOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     def __post_init__(self) -> None:
         if not self.url.startswith(("http://", "https://")):
             raise ValueError(f"url must start with http:// or https://, got {self.url!r}")
+        if self.max_connections < 1:  # aiohttp reads 0 as "no limit"
+            raise ValueError("max_connections must be at least 1")
 
 
 class HttpPayload(msgspec.Struct, frozen=True):

@@ -351,6 +351,12 @@ ERRORS = [
         ["between 0 and 1"],
     ),
     (
+        "no-connections",
+        "destinations:\n  - {name: hook, type: http, url: 'http://x', max_connections: 0}\n",
+        "destination 'hook': field 'max_connections'",
+        ["at least 1"],
+    ),
+    (
         "header-not-string",
         "destinations:\n  - {name: hook, type: http, url: 'http://x', headers: {X-N: 5}}\n",
         "destination 'hook': field 'headers'",
