@@ -11,14 +11,21 @@ default:
 
 # --- the system ---------------------------------------------------------------------------
 
+# Docker compose if an engine answers, else honcho with the Procfile (`just up --native` forces
+# it); a broker that already runs (kafka-up) is used, not started again. Every component's log
+# lines are prefixed by its name.
 # Kafka, ingest on :8080 and dispatcher shards a and b in the foreground; Ctrl-C stops all.
-up:
-    {{python}} -m localkafka up
+[no-exit-message]
+up *args:
+    @exec {{python}} -m localkafka stack {{args}}
 
-# Stop a background Kafka started by kafka-up (data kept).
-down: kafka-down
+# Stop what runs in the background: a broker from kafka-up, or the compose stack (data kept).
+down:
+    {{python}} -m localkafka down --stack
 
-# Stop Kafka and delete its local data and log (the cached jars stay).
+# Deletes the native state dir ($XDG_STATE_HOME or ~/.local/state, then event-delivery/kafka)
+# or, with Docker, the compose volume kafka-data; cached jars (~/.cache/event-delivery) stay.
+# down, then delete Kafka's data and log (what it removes is printed).
 clean:
     {{python}} -m localkafka clean
 

@@ -1,10 +1,12 @@
-"""``python -m localkafka``: start, stop and inspect the local development broker."""
+"""``python -m localkafka``: start, stop and inspect the local development broker, and run the
+whole system around it in the foreground (``stack``, what ``just up`` runs)."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import sys
+from pathlib import Path
 
 import click
 
@@ -12,6 +14,7 @@ from localkafka import docker
 from localkafka.broker import NativeBroker, kafka_version
 from localkafka.exceptions import BrokerError
 from localkafka.readiness import broker_answers, wait_until_ready
+from localkafka.stack import PROCFILE, run_stack
 
 
 def _broker() -> NativeBroker:
@@ -58,6 +61,20 @@ def run() -> None:
 
 
 @cli.command()
+@click.option("--native", is_flag=True, help="Use honcho and the Procfile even if Docker answers.")
+@click.option(
+    "--procfile",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=PROCFILE,
+    show_default="Procfile",
+    help="The processes honcho runs.",
+)
+def stack(native: bool, procfile: Path) -> None:
+    """The whole system in the foreground (`just up`); Ctrl-C or SIGTERM stops all of it."""
+    run_stack(_broker(), native=native, procfile=procfile)
+
+
+@cli.command()
 @click.option("--timeout", default=120.0, show_default=True, help="Seconds to wait.")
 def wait(timeout: float) -> None:
     """Block until the broker accepts clients (exit 1 after --timeout)."""
@@ -66,15 +83,27 @@ def wait(timeout: float) -> None:
 
 
 @cli.command()
-def down() -> None:
+@click.option(
+    "--stack",
+    "whole_stack",
+    is_flag=True,
+    help="With Docker, remove the whole compose stack's containers, not only stop kafka.",
+)
+def down(whole_stack: bool) -> None:
     """Stop the broker this project started; its data is kept."""
     broker = _broker()
+    pid = broker.running_pid()
     if broker.stop():
-        click.echo("kafka stopped (data kept; `just clean` removes it)")
+        click.echo(f"stopped kafka (pid {pid}); its data stays in {broker.data_dir}")
     elif docker.engine_answers():
-        docker.compose("stop", "kafka")
+        if whole_stack:
+            docker.compose("down")
+            click.echo("removed the compose stack's containers and network (volume kept)")
+        else:
+            docker.compose("stop", "kafka")
+            click.echo("stopped the kafka container; its data stays in volume kafka-data")
     else:
-        click.echo("kafka was not running")
+        click.echo(f"kafka was not running (no live pid in {broker.pid_file})")
 
 
 @cli.command()
@@ -93,10 +122,17 @@ def status() -> None:
 def clean() -> None:
     """Stop the broker and delete its data, configuration and log (jars stay cached)."""
     broker = _broker()
-    broker.stop()
+    pid = broker.running_pid()
+    if broker.stop():
+        click.echo(f"stopped kafka (pid {pid})")
     if broker.state_dir.exists():
         shutil.rmtree(broker.state_dir)
         click.echo(f"removed {broker.state_dir} (kafka data, log, config)")
+    else:
+        click.echo(f"nothing to remove at {broker.state_dir}")
+    if docker.engine_answers():
+        docker.compose("down", "--volumes")
+        click.echo("removed the compose stack's containers, network and kafka-data volume")
     click.echo(f"kept cached jars in {broker.libs_dir.parent}")
 
 

@@ -284,16 +284,20 @@ def _require_java() -> str:
     return java
 
 
+# KAFKA_LOG_LEVEL (default INFO) quietens the broker where its log shares a terminal with others
+# (`just up`); the "Kafka Server started" line is kept at any level.
 _LOG4J = """\
 status = warn
 appender.out.type = Console
 appender.out.name = STDOUT
 appender.out.layout.type = PatternLayout
 appender.out.layout.pattern = [%d] %p %m (%c)%n
-rootLogger.level = INFO
+rootLogger.level = ${env:KAFKA_LOG_LEVEL:-INFO}
 rootLogger.appenderRef.out.ref = STDOUT
 logger.kafka.name = kafka
-logger.kafka.level = INFO
+logger.kafka.level = ${env:KAFKA_LOG_LEVEL:-INFO}
+logger.started.name = kafka.server.KafkaRaftServer
+logger.started.level = INFO
 logger.state.name = state.change.logger
 logger.state.level = WARN
 logger.controller.name = org.apache.kafka.controller

@@ -1,0 +1,58 @@
+"""What ``just up`` chooses to run: compose, the whole Procfile, or the Procfile without kafka."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from localkafka.stack import PROCFILE, StackPlan, plan_stack, procfile_processes
+
+PROCESSES = ["kafka", "ingest", "dispatcher-a", "dispatcher-b"]
+
+
+def _plan(*, docker: bool, pid: int | None, answers: bool) -> StackPlan:
+    return plan_stack(
+        docker_answers=docker,
+        broker_pid=pid,
+        broker_answers=answers,
+        bootstrap="127.0.0.1:9092",
+        procfile=Path("/repo/Procfile"),
+        processes=PROCESSES,
+        compose_file=Path("/repo/docker-compose.yaml"),
+    )
+
+
+def test_no_broker_and_no_docker_runs_the_whole_procfile() -> None:
+    plan = _plan(docker=False, pid=None, answers=False)
+    assert plan.runner == "honcho"
+    assert plan.args == ("start", "--procfile", "/repo/Procfile", "--app-root", "/repo")
+    assert "starting kafka, ingest, dispatcher-a, dispatcher-b" in plan.summary
+
+
+def test_a_running_native_broker_is_used_not_started_again() -> None:
+    plan = _plan(docker=True, pid=4242, answers=False)
+    assert plan.runner == "honcho"
+    assert plan.args[-3:] == ("ingest", "dispatcher-a", "dispatcher-b")
+    assert "kafka" not in plan.args
+    assert "pid 4242" in plan.summary
+
+
+def test_a_broker_that_answers_but_is_not_ours_is_used_too() -> None:
+    plan = _plan(docker=False, pid=None, answers=True)
+    assert plan.runner == "honcho"
+    assert "kafka" not in plan.args
+    assert "not started by us" in plan.summary
+
+
+def test_docker_runs_compose_in_the_foreground() -> None:
+    plan = _plan(docker=True, pid=None, answers=False)
+    assert plan.runner == "compose"
+    assert plan.args == ("compose", "-f", "/repo/docker-compose.yaml", "up", "--build")
+
+
+def test_procfile_processes_skip_comments_and_keep_order() -> None:
+    text = "# kafka: not a process\nkafka: run it\n\nweb:serve\nbad line\n"
+    assert procfile_processes(text) == ["kafka", "web"]
+
+
+def test_the_repository_procfile_has_the_processes_up_expects() -> None:
+    assert procfile_processes(PROCFILE.read_text()) == PROCESSES
