@@ -1,0 +1,63 @@
+"""A bound on event requests handled at once, with a bounded wait for a free slot.
+
+The bound is what keeps memory finite: each admitted request holds at most one body, and the
+producer queue is sized from it (``IngestSettings.producer_overrides``). A request that finds
+no slot within the wait is told to come back later instead of queueing without end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from ingest.exceptions import Unavailable
+
+__all__ = ["RequestSlots"]
+
+
+class RequestSlots:
+    """``max_concurrent`` slots; ``hold()`` waits at most ``wait`` seconds for one."""
+
+    def __init__(self, *, max_concurrent: int, wait: float, retry_after: int) -> None:
+        self._semaphore = asyncio.Semaphore(max_concurrent)
+        self._max = max_concurrent
+        self._wait = wait
+        self._retry_after = retry_after
+        self._in_use = 0
+        self._waiting = 0
+
+    @property
+    def in_use(self) -> int:
+        """Slots held right now."""
+        return self._in_use
+
+    @property
+    def waiting(self) -> int:
+        """Requests waiting for a slot right now."""
+        return self._waiting
+
+    @asynccontextmanager
+    async def hold(self) -> AsyncIterator[None]:
+        """Hold a slot for the body of the ``async with``; ``Unavailable`` if none frees up."""
+        if self._semaphore.locked():
+            self._waiting += 1
+            try:
+                async with asyncio.timeout(self._wait):
+                    await self._semaphore.acquire()
+            except TimeoutError:
+                raise Unavailable(
+                    f"ingest is handling {self._max} requests already; retry shortly",
+                    reason="busy",
+                    retry_after=self._retry_after,
+                ) from None
+            finally:
+                self._waiting -= 1
+        else:
+            await self._semaphore.acquire()  # free: returns without suspending
+        self._in_use += 1
+        try:
+            yield
+        finally:
+            self._in_use -= 1
+            self._semaphore.release()

@@ -1,0 +1,181 @@
+"""What a valid request body is: pure functions from bytes to events or to a list of everything
+wrong with them. No I/O, so every rule is tested without a server or a broker.
+
+An event is a JSON object with exactly two members, ``user_id`` (a non-blank string of bounded
+length) and ``payload`` (any string). Unknown members are refused rather than dropped: a
+misspelt ``payload`` must not turn into an accepted event without its data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import msgspec
+
+from ingest.exceptions import FieldError, InvalidRequest, UnsupportedMediaType
+
+__all__ = ["EventIn", "check_content_type", "parse_batch", "parse_event"]
+
+JSON_MEDIA_TYPE = "application/json"
+_FIELDS = ("user_id", "payload")
+
+
+class EventIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One event as a client sends it."""
+
+    user_id: str
+    payload: str
+
+
+# Valid bodies take the fast typed path; only a failure is decoded again, untyped, to report
+# every offending field instead of msgspec's first one.
+_event_decoder = msgspec.json.Decoder(EventIn)
+_batch_decoder = msgspec.json.Decoder(list[EventIn])
+_any_decoder = msgspec.json.Decoder()
+
+
+def check_content_type(media_type: str) -> None:
+    """Refuse bodies not declared as JSON (a missing ``Content-Type`` included)."""
+    if media_type.lower() != JSON_MEDIA_TYPE:
+        shown = media_type or "none"
+        raise UnsupportedMediaType(
+            f"Content-Type must be {JSON_MEDIA_TYPE}, got {shown}; send the event as JSON"
+        )
+
+
+def parse_event(body: bytes, *, max_user_id_length: int) -> EventIn:
+    """The event in a ``PUT /events`` body, or ``InvalidRequest`` naming each bad field."""
+    try:
+        event = _event_decoder.decode(body)
+    except msgspec.ValidationError:
+        errors = tuple(_event_errors(_decode_untyped(body), max_user_id_length, None, None))
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise _malformed(exc) from exc
+    else:
+        errors = tuple(_user_id_errors(event.user_id, max_user_id_length, None))
+        if not errors:
+            return event
+    raise InvalidRequest("invalid-event", _describe(errors), errors)
+
+
+def parse_batch(
+    body: bytes, *, max_user_id_length: int, max_event_bytes: int, max_batch_events: int
+) -> list[EventIn]:
+    """The events of a ``POST /events/batch`` body, or ``InvalidRequest`` listing every bad
+    item by index. A batch is accepted whole or not at all."""
+    try:
+        events = _batch_decoder.decode(body)
+    except msgspec.ValidationError:
+        value = _decode_untyped(body)
+        if not isinstance(value, list):
+            raise _batch_shape_error(
+                f"a batch must be a JSON array of events, got {_json_type(value)}"
+            ) from None
+        items: list[Any] = value
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise _malformed(exc) from exc
+    else:
+        items = events
+    if not items:
+        raise _batch_shape_error("a batch must contain at least one event")
+    if len(items) > max_batch_events:
+        raise _batch_shape_error(
+            f"a batch may contain at most {max_batch_events} events, got {len(items)}"
+        )
+    errors: list[FieldError] = []
+    for index, item in enumerate(items):
+        if isinstance(item, EventIn):
+            errors.extend(_user_id_errors(item.user_id, max_user_id_length, index))
+            errors.extend(_payload_size_errors(item.payload, max_event_bytes, index))
+        else:
+            errors.extend(_event_errors(item, max_user_id_length, max_event_bytes, index))
+    if errors:
+        bad = len({e.index for e in errors})
+        raise InvalidRequest(
+            "invalid-batch",
+            f"{bad} of {len(items)} events are invalid; nothing was written",
+            tuple(errors),
+        )
+    return [i if isinstance(i, EventIn) else EventIn(i["user_id"], i["payload"]) for i in items]
+
+
+def _decode_untyped(body: bytes) -> Any:
+    try:
+        return _any_decoder.decode(body)
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise _malformed(exc) from exc
+
+
+def _malformed(exc: Exception) -> InvalidRequest:
+    if isinstance(exc, UnicodeDecodeError):
+        reason = "it is not valid UTF-8"
+    elif isinstance(exc, msgspec.ValidationError):
+        reason = str(exc).lower()  # e.g. a number too large for any type
+    else:
+        reason = str(exc).removeprefix("JSON is malformed: ").lower()
+    return InvalidRequest("malformed-json", f"the body is not valid JSON: {reason}")
+
+
+def _batch_shape_error(detail: str) -> InvalidRequest:
+    return InvalidRequest("invalid-batch", detail, (FieldError(detail),))
+
+
+def _event_errors(
+    value: Any, max_user_id_length: int, max_event_bytes: int | None, index: int | None
+) -> Iterator[FieldError]:
+    if not isinstance(value, dict):
+        yield FieldError(
+            f"an event must be a JSON object with user_id and payload, got {_json_type(value)}",
+            index=index,
+        )
+        return
+    if "user_id" not in value:
+        yield FieldError("is required", "user_id", index)
+    elif not isinstance(value["user_id"], str):
+        yield FieldError(f"must be a string, got {_json_type(value['user_id'])}", "user_id", index)
+    else:
+        yield from _user_id_errors(value["user_id"], max_user_id_length, index)
+    if "payload" not in value:
+        yield FieldError("is required", "payload", index)
+    elif not isinstance(value["payload"], str):
+        yield FieldError(f"must be a string, got {_json_type(value['payload'])}", "payload", index)
+    elif max_event_bytes is not None:
+        yield from _payload_size_errors(value["payload"], max_event_bytes, index)
+    for name in sorted(set(value) - set(_FIELDS)):
+        yield FieldError("is not a field of an event (only user_id and payload are)", name, index)
+
+
+def _user_id_errors(user_id: str, max_length: int, index: int | None) -> Iterator[FieldError]:
+    if not user_id.strip():
+        yield FieldError("must not be empty or only whitespace", "user_id", index)
+    elif len(user_id) > max_length:
+        yield FieldError(
+            f"must be at most {max_length} characters, got {len(user_id)}", "user_id", index
+        )
+
+
+def _payload_size_errors(payload: str, max_bytes: int, index: int | None) -> Iterator[FieldError]:
+    # A character is at most 4 bytes in UTF-8: short payloads need no encoding to be sure.
+    if len(payload) * 4 > max_bytes and (size := len(payload.encode())) > max_bytes:
+        yield FieldError(
+            f"must be at most {max_bytes} bytes in UTF-8, got {size}", "payload", index
+        )
+
+
+def _describe(errors: tuple[FieldError, ...]) -> str:
+    return "; ".join(f"{e.field} {e.detail}" if e.field else e.detail for e in errors)
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"

@@ -1,0 +1,54 @@
+"""Settings are checked whole at start-up and shape the producer's limits."""
+
+from __future__ import annotations
+
+import pytest
+
+from eventlog.topics import RETENTION_24H_MS
+from ingest.exceptions import SettingsError
+from ingest.settings import KAFKA_MESSAGE_LIMIT, IngestSettings
+
+
+def test_the_defaults_are_valid_and_keep_events_a_day() -> None:
+    settings = IngestSettings()
+    assert settings.topic_spec.partitions == 12
+    assert settings.topic_spec.retention_ms == RETENTION_24H_MS
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    with pytest.raises(SettingsError) as exc:
+        IngestSettings(topic=" ", partitions=0, ack_timeout=0.0, backpressure_wait=float("nan"))
+    message = str(exc.value)
+    for name in ("topic", "partitions", "ack_timeout", "backpressure_wait"):
+        assert name in message
+
+
+def test_events_must_fit_in_a_kafka_record() -> None:
+    with pytest.raises(SettingsError, match="max_event_bytes"):
+        IngestSettings(max_event_bytes=KAFKA_MESSAGE_LIMIT)
+
+
+def test_a_batch_of_one_largest_event_must_fit() -> None:
+    with pytest.raises(SettingsError, match="max_batch_bytes"):
+        IngestSettings(max_event_bytes=2000, max_batch_bytes=1000)
+
+
+def test_the_producer_queue_can_hold_everything_the_admitted_requests_carry() -> None:
+    settings = IngestSettings(
+        max_concurrent_requests=10, max_batch_events=100, max_batch_bytes=1024 * 1024
+    )
+    overrides = settings.producer_overrides()
+    assert overrides["queue.buffering.max.messages"] >= 10 * 100
+    assert overrides["queue.buffering.max.kbytes"] >= 10 * 1024
+    assert overrides["delivery.timeout.ms"] == settings.ack_timeout * 1000
+    assert overrides["allow.auto.create.topics"] is False
+
+
+def test_shutdown_waits_as_long_as_a_request_can_take() -> None:
+    settings = IngestSettings(backpressure_wait=1.5, ack_timeout=4.0)
+    assert settings.drain_seconds >= 5.5
+
+
+def test_settings_survive_the_trip_to_worker_processes() -> None:
+    settings = IngestSettings(topic="t", max_batch_events=7, ack_timeout=2.5)
+    assert IngestSettings(**settings.to_dict()) == settings
