@@ -1,0 +1,220 @@
+"""The HTTP endpoints: ``PUT /events``, ``POST /events/batch``, ``GET /healthz``,
+``GET /readyz``. Handlers are built per app so they close over its settings and publisher."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from litestar import Request, Response, get, post, put
+from litestar.handlers import HTTPRouteHandler
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
+from litestar.params import HeaderParameter
+
+from eventlog.producer import Delivered
+from eventlog.record import Event
+from ingest.backpressure import RequestSlots
+from ingest.exceptions import Unavailable
+from ingest.problems import PROBLEM_MEDIA_TYPE
+from ingest.publisher import EventPublisher
+from ingest.readiness import KafkaWatch, Readiness
+from ingest.schemas import Accepted, BatchAccepted, BatchItemResult, Health, Problem
+from ingest.settings import IngestSettings
+from ingest.validation import JSON_MEDIA_TYPE, check_content_type, parse_batch, parse_event
+
+__all__ = ["RouteContext", "routes"]
+
+MAX_IDEMPOTENCY_KEY_LENGTH = 256
+
+IdempotencyKey = Annotated[
+    str | None,
+    HeaderParameter(
+        name="Idempotency-Key",
+        min_length=1,
+        max_length=MAX_IDEMPOTENCY_KEY_LENGTH,
+        pattern=r"^[!-~]+$",
+        description="The event's id instead of a new UUID (printable ASCII, no spaces); "
+        "send the same key when retrying so consumers can drop the duplicate. "
+        "In a batch, item i gets the id `<key>:<i>`.",
+    ),
+]
+
+
+@dataclass(frozen=True, slots=True)
+class RouteContext:
+    """What the handlers of one app share."""
+
+    settings: IngestSettings
+    publisher: EventPublisher
+    slots: RequestSlots
+    readiness: Readiness
+    watch: KafkaWatch
+
+
+def routes(ctx: RouteContext) -> list[HTTPRouteHandler]:
+    """The app's route handlers."""
+    settings, publisher, slots = ctx.settings, ctx.publisher, ctx.slots
+
+    async def put_event(
+        request: Request[Any, Any, Any], idempotency_key: IdempotencyKey = None
+    ) -> Accepted:
+        """Store one event; answered once Kafka acknowledged it (all in-sync replicas)."""
+        received_at_ms = time.time_ns() // 1_000_000
+        check_content_type(request.content_type[0])
+        async with slots.hold():
+            body = await request.body()
+            event_in = parse_event(body, max_user_id_length=settings.max_user_id_length)
+            event = Event(
+                id=idempotency_key or str(uuid.uuid4()),
+                user_id=event_in.user_id,
+                payload=event_in.payload,
+                received_at_ms=received_at_ms,
+            )
+            delivered = await publisher.publish(event)
+        return Accepted(id=event.id, partition=delivered.partition, offset=delivered.offset)
+
+    async def post_batch(
+        request: Request[Any, Any, Any], idempotency_key: IdempotencyKey = None
+    ) -> BatchAccepted:
+        """Store up to ``max_batch_events`` events, in order. The batch is validated whole
+        first: one invalid event rejects it all (422, each bad event listed by index) and
+        nothing is written. Then each event gets its own result; 503 if none was stored."""
+        received_at_ms = time.time_ns() // 1_000_000
+        check_content_type(request.content_type[0])
+        async with slots.hold():
+            body = await request.body()
+            items = parse_batch(
+                body,
+                max_user_id_length=settings.max_user_id_length,
+                max_event_bytes=settings.max_event_bytes,
+                max_batch_events=settings.max_batch_events,
+            )
+            events = [
+                Event(
+                    id=f"{idempotency_key}:{index}" if idempotency_key else str(uuid.uuid4()),
+                    user_id=item.user_id,
+                    payload=item.payload,
+                    received_at_ms=received_at_ms,
+                )
+                for index, item in enumerate(items)
+            ]
+            outcomes = await publisher.publish_batch(events)
+        pairs = zip(events, outcomes, strict=True)
+        results = [_item_result(i, event, outcome) for i, (event, outcome) in enumerate(pairs)]
+        failed = sum(r.status == "failed" for r in results)
+        return BatchAccepted(accepted=len(results) - failed, failed=failed, results=results)
+
+    async def healthz() -> Response[Health]:
+        """The process is alive (and its Kafka producer still usable)."""
+        if ctx.watch.fatal is not None:
+            return Response(Health("failed", ctx.watch.fatal), status_code=503)
+        return Response(Health("ok"))
+
+    async def readyz() -> Response[Health]:
+        """Ready for events: the producer reaches the cluster and the topic exists."""
+        reason = await ctx.readiness.not_ready_because()
+        if reason is not None:
+            return Response(Health("not ready", reason), status_code=503)
+        return Response(Health("ready"))
+
+    event_schema = _event_schema(settings.max_user_id_length)
+    errors = _error_responses()
+    return [
+        put(
+            "/events",
+            status_code=202,
+            response_description="Kafka acknowledged the event (all in-sync replicas).",
+            request_max_body_size=settings.max_event_bytes,
+            operation_class=_with_body(event_schema, "One event."),
+            responses={k: errors[k] for k in (400, 413, 415, 422, 503)},
+            summary="Store one event",
+            tags=["events"],
+        )(put_event),
+        post(
+            "/events/batch",
+            status_code=202,
+            response_description="At least one event was acknowledged; see each result.",
+            request_max_body_size=settings.max_batch_bytes,
+            operation_class=_with_body(
+                Schema(
+                    type=OpenAPIType.ARRAY,
+                    items=event_schema,
+                    min_items=1,
+                    max_items=settings.max_batch_events,
+                ),
+                f"1 to {settings.max_batch_events} events, stored in this order.",
+            ),
+            responses={k: errors[k] for k in (400, 413, 415, 422, 503)},
+            summary="Store a batch of events",
+            tags=["events"],
+        )(post_batch),
+        get("/healthz", summary="Liveness", tags=["operations"])(healthz),
+        get("/readyz", summary="Readiness", tags=["operations"])(readyz),
+    ]
+
+
+def _item_result(index: int, event: Event, outcome: Delivered | Unavailable) -> BatchItemResult:
+    if isinstance(outcome, Unavailable):
+        return BatchItemResult(index, event.id, "failed", error=outcome.detail)
+    return BatchItemResult(index, event.id, "accepted", outcome.partition, outcome.offset)
+
+
+def _event_schema(max_user_id_length: int) -> Schema:
+    return Schema(
+        type=OpenAPIType.OBJECT,
+        required=["user_id", "payload"],
+        properties={
+            "user_id": Schema(
+                type=OpenAPIType.STRING,
+                min_length=1,
+                max_length=max_user_id_length,
+                description="Whose event; the Kafka key. Events of one user keep their order.",
+            ),
+            "payload": Schema(
+                type=OpenAPIType.STRING, description="Stored as the record value, unchanged."
+            ),
+        },
+        additional_properties=False,
+        examples=[{"user_id": "user-42", "payload": '{"clicked": "buy"}'}],
+    )
+
+
+def _with_body(schema: Schema, description: str) -> type[Operation]:
+    # The handlers read and validate the body themselves (to report every bad field, and every
+    # bad batch item by index), so Litestar cannot infer the request body; describe it here.
+    body = RequestBody(
+        content={JSON_MEDIA_TYPE: OpenAPIMediaType(schema=schema)},
+        description=description,
+        required=True,
+    )
+
+    @dataclass
+    class WithRequestBody(Operation):
+        def __post_init__(self) -> None:
+            self.request_body = body
+
+    return WithRequestBody
+
+
+def _error_responses() -> dict[int, ResponseSpec]:
+    described = {
+        400: "Malformed JSON, or an invalid Idempotency-Key header.",
+        413: "The body is larger than the configured limit.",
+        415: "Content-Type is not application/json.",
+        422: "Well-formed JSON that is not a valid event (batch: not a valid batch); "
+        "`errors` names each offending field. Nothing was written.",
+        503: "Kafka did not acknowledge in time, or ingest is saturated or stopping; "
+        "retry after `Retry-After` seconds.",
+    }
+    return {
+        status: ResponseSpec(
+            data_container=Problem,
+            description=text,
+            media_type=PROBLEM_MEDIA_TYPE,
+            generate_examples=False,
+        )
+        for status, text in described.items()
+    }
