@@ -103,7 +103,7 @@ class HttpSink:
         loop.run_until_complete(site.start())
         server = site._server
         if self.port == 0 and server is not None:
-            self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
         started.set()
         try:
             loop.run_forever()
