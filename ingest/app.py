@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Callable
+from typing import TypeVar
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
@@ -28,6 +30,8 @@ from ingest.stats import IngestStats
 __all__ = ["create_app"]
 
 log = logging.getLogger("ingest")
+
+T = TypeVar("T")
 
 _TOPIC_ATTEMPT_TIMEOUT = 5.0
 _TOPIC_RETRY_MAX_DELAY = 5.0
@@ -113,13 +117,14 @@ def create_app(settings: IngestSettings, *, producer: EventProducer | None = Non
 async def _ensure_topic_until_done(settings: IngestSettings, readiness: Readiness) -> None:
     # Kafka may still be starting (``up`` starts it beside ingest): retry with a clear line
     # rather than fail, and meanwhile answer /readyz with 503.
-    admin = AdminClient(admin_config(settings.bootstrap_servers))
+    # Its failures come back as exceptions, logged below once per attempt.
+    admin = AdminClient(admin_config(settings.bootstrap_servers, log_level=0))
     delay = 0.5
     attempt = 1
     while True:
         try:
-            state = await asyncio.to_thread(
-                ensure_topic, admin, settings.topic_spec, timeout=_TOPIC_ATTEMPT_TIMEOUT
+            state = await _in_daemon_thread(
+                lambda: ensure_topic(admin, settings.topic_spec, timeout=_TOPIC_ATTEMPT_TIMEOUT)
             )
         except (EventDeliveryError, KafkaException, TimeoutError) as exc:
             log.warning(
@@ -144,3 +149,28 @@ async def _ensure_topic_until_done(settings: IngestSettings, readiness: Readines
             state.retention_ms,
         )
         return
+
+
+async def _in_daemon_thread(call: Callable[[], T]) -> T:
+    """``call()`` off the event loop. Unlike ``asyncio.to_thread``, a call still waiting on an
+    unreachable cluster does not hold up the process's exit at shutdown."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(outcome: Callable[[], None]) -> None:
+        if not future.done():
+            outcome()
+
+    def run() -> None:
+        try:
+            result = call()
+        except Exception as exc:  # handed to the awaiting coroutine
+            error = exc
+            with contextlib.suppress(RuntimeError):  # the loop is already closed
+                loop.call_soon_threadsafe(settle, lambda: future.set_exception(error))
+        else:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(settle, lambda: future.set_result(result))
+
+    threading.Thread(target=run, name="ingest-ensure-topic", daemon=True).start()
+    return await future

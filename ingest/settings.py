@@ -122,6 +122,9 @@ class IngestSettings:
             # Only ingest's own ensure_topic creates the topic, with the partition count that
             # decides which partition each user's events land on.
             "allow.auto.create.topics": False,
+            # librdkafka would print a line per reconnect attempt (several a second while Kafka
+            # is away); its error_cb reports the same errors and ingest logs one line per spell.
+            "log_level": 0,
         }
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,0 +1,164 @@
+"""``ingest``: serve the ingest API under uvicorn (uvloop and httptools where installed)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+from types import FrameType
+from typing import Any
+
+import click
+import uvicorn
+from litestar import Litestar
+
+from eventlog.logs import configure_logging
+from ingest.app import create_app
+from ingest.exceptions import SettingsError
+from ingest.settings import IngestSettings
+
+__all__ = ["app_from_environment", "main"]
+
+log = logging.getLogger("ingest")
+
+# Worker processes build their app from this (uvicorn starts them from an import string).
+_SETTINGS_ENV = "INGEST_SETTINGS_JSON"
+_LOG_LEVEL_ENV = "INGEST_LOG_LEVEL"
+_DEFAULTS = IngestSettings()
+
+
+@click.command(context_settings={"auto_envvar_prefix": "INGEST", "show_default": True})
+@click.option("--host", default="127.0.0.1", help="Address to listen on (0.0.0.0 for all).")
+@click.option("--port", default=8080, type=click.IntRange(0, 65535), help="Port to listen on.")
+@click.option(
+    "--bootstrap-servers",
+    envvar="KAFKA_BOOTSTRAP_SERVERS",
+    default="localhost:9092",
+    help="Kafka bootstrap servers (env KAFKA_BOOTSTRAP_SERVERS).",
+)
+@click.option("--topic", default=_DEFAULTS.topic, help="The events topic.")
+@click.option(
+    "--partitions",
+    default=_DEFAULTS.partitions,
+    type=click.IntRange(1),
+    help="Partitions when creating the topic (an existing topic is kept as it is).",
+)
+@click.option(
+    "--replication-factor",
+    default=_DEFAULTS.replication_factor,
+    type=click.IntRange(1),
+    help="Replication factor when creating the topic (3 in production).",
+)
+@click.option("--workers", default=1, type=click.IntRange(1), help="Server processes.")
+@click.option(
+    "--max-event-bytes",
+    default=_DEFAULTS.max_event_bytes,
+    type=click.IntRange(1),
+    help="Largest PUT /events body, and largest payload of a batch item (413/422 beyond).",
+)
+@click.option(
+    "--max-batch-bytes",
+    default=_DEFAULTS.max_batch_bytes,
+    type=click.IntRange(1),
+    help="Largest POST /events/batch body (413 beyond).",
+)
+@click.option(
+    "--max-batch-events",
+    default=_DEFAULTS.max_batch_events,
+    type=click.IntRange(1),
+    help="Most events in one batch (422 beyond).",
+)
+@click.option(
+    "--max-user-id-length",
+    default=_DEFAULTS.max_user_id_length,
+    type=click.IntRange(1),
+    help="Most characters in a user_id (422 beyond).",
+)
+@click.option(
+    "--max-concurrent-requests",
+    default=_DEFAULTS.max_concurrent_requests,
+    type=click.IntRange(1),
+    help="Event requests handled at once per worker; more wait up to --backpressure-wait.",
+)
+@click.option(
+    "--backpressure-wait",
+    default=_DEFAULTS.backpressure_wait,
+    type=click.FloatRange(0),
+    help="Seconds a request may wait for a free slot before 503.",
+)
+@click.option(
+    "--ack-timeout",
+    default=_DEFAULTS.ack_timeout,
+    type=click.FloatRange(0.1),
+    help="Seconds to wait for Kafka's acknowledgement before 503.",
+)
+@click.option(
+    "--retry-after",
+    default=_DEFAULTS.retry_after,
+    type=click.IntRange(0),
+    help="Retry-After seconds sent with 503.",
+)
+@click.option(
+    "--shutdown-timeout",
+    default=_DEFAULTS.shutdown_timeout,
+    type=click.FloatRange(0),
+    help="Seconds to deliver queued events at shutdown.",
+)
+@click.option(
+    "--log-level",
+    default="INFO",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+)
+@click.option("--access-log/--no-access-log", default=False, help="Log one line per request.")
+def main(
+    host: str,
+    port: int,
+    workers: int,
+    log_level: str,
+    access_log: bool,
+    **settings_values: Any,
+) -> None:
+    """Take events over HTTP (PUT /events, POST /events/batch) into Kafka.
+
+    Every option can also be set as INGEST_<OPTION> in the environment (e.g. INGEST_PORT).
+    The topic is created when missing; while Kafka is unreachable, ingest keeps retrying and
+    /readyz answers 503. SIGTERM stops it gracefully: no new connections, in-flight requests
+    answered, producer flushed, exit 0.
+    """
+    try:
+        settings = IngestSettings(**settings_values)
+    except SettingsError as exc:
+        raise click.UsageError(str(exc)) from None
+    configure_logging(log_level)
+    os.environ[_SETTINGS_ENV] = json.dumps(settings.to_dict())
+    os.environ[_LOG_LEVEL_ENV] = log_level
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal again for the
+    # previous handler; this one turns it into a clean exit (0) instead of death by signal.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    signal.signal(signal.SIGINT, _exit_cleanly)
+    log.info("ingest listening host=%s port=%d workers=%d", host, port, workers)
+    uvicorn.run(
+        f"{__name__}:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        loop="auto",
+        http="auto",
+        log_config=None,
+        log_level=log_level.lower(),
+        access_log=access_log,
+        timeout_graceful_shutdown=settings.drain_seconds,
+        lifespan="on",
+    )
+
+
+def app_from_environment() -> Litestar:
+    """The app of one server process, from the settings ``main`` put in the environment."""
+    configure_logging(os.environ.get(_LOG_LEVEL_ENV, "INFO"))
+    return create_app(IngestSettings(**json.loads(os.environ[_SETTINGS_ENV])))
+
+
+def _exit_cleanly(signum: int, _: FrameType | None) -> None:
+    raise SystemExit(0)
