@@ -1,0 +1,125 @@
+"""End-to-end fixtures: real ingest and dispatcher processes, a real broker, a loopback sink."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from confluent_kafka import Consumer
+
+from eventlog.clients import consumer_config
+from tests.support.http_sink import HttpSink
+from tests.support.processes import Service, start_dispatcher, start_ingest, write_manifest
+
+
+@pytest.fixture
+def sink() -> Iterator[HttpSink]:
+    with HttpSink() as running:
+        yield running
+
+
+@dataclass
+class Stack:
+    """One test's system: its own topic, group prefix, ingest and dispatchers."""
+
+    bootstrap: str
+    topic: str
+    group_prefix: str
+    workdir: Path
+    partitions: int = 6
+    services: list[Service] = field(default_factory=list)
+    ingest: Service | None = None
+
+    @property
+    def dead_letter_topic(self) -> str:
+        return f"{self.topic}.dead-letter"
+
+    def start_ingest(self) -> Service:
+        self.ingest = start_ingest(
+            self.bootstrap, self.topic, self.workdir, partitions=self.partitions
+        )
+        self.services.append(self.ingest)
+        return self.ingest
+
+    def manifest(self, name: str, destinations: list[dict[str, Any]], **defaults: Any) -> Path:
+        base: dict[str, Any] = {
+            "timeout": "1s",
+            "retry": {"max_retries": 2, "initial_backoff": "20ms", "max_backoff": "100ms"},
+        }
+        base.update(defaults)
+        return write_manifest(
+            self.workdir / f"{name}.yaml",
+            bootstrap=self.bootstrap,
+            topic=self.topic,
+            group_prefix=self.group_prefix,
+            destinations=destinations,
+            defaults=base,
+        )
+
+    def start_dispatcher(self, *manifests: Path) -> Service:
+        service = start_dispatcher(list(manifests), self.workdir)
+        self.services.append(service)
+        return service
+
+    def send(self, user_id: str, payload: str, client: httpx.Client | None = None) -> str:
+        assert self.ingest is not None
+        own = client is None
+        http = client or httpx.Client()
+        try:
+            response = http.put(
+                f"{self.ingest.url}/events", json={"user_id": user_id, "payload": payload}
+            )
+        finally:
+            if own:
+                http.close()
+        assert response.status_code == 202, response.text
+        event_id: str = response.json()["id"]
+        return event_id
+
+    def send_per_user(self, users: int, per_user: int) -> dict[str, list[str]]:
+        """Users at once, each sending its events one after another; returns ids per user."""
+
+        def one_user(user: int) -> tuple[str, list[str]]:
+            name = f"user-{user}"
+            with httpx.Client() as client:
+                return name, [self.send(name, f"{name}#{i}", client) for i in range(per_user)]
+
+        with ThreadPoolExecutor(max_workers=min(users, 20)) as pool:
+            return dict(pool.map(one_user, range(users)))
+
+    def read_topic(self, topic: str, expected: int, timeout: float = 30.0) -> list[Any]:
+        """Every record of ``topic`` (from the start) once ``expected`` have arrived."""
+        consumer = Consumer(consumer_config(self.bootstrap, f"{self.group_prefix}.reader"))
+        consumer.subscribe([topic])
+        records: list[Any] = []
+        deadline = time.monotonic() + timeout
+        try:
+            while len(records) < expected and time.monotonic() < deadline:
+                message = consumer.poll(0.2)
+                if message is not None and message.error() is None:
+                    records.append(message)
+        finally:
+            consumer.close()
+        return records
+
+
+@pytest.fixture
+def stack(
+    kafka_bootstrap: str, unique_name: Callable[[str], str], tmp_path: Path
+) -> Iterator[Stack]:
+    system = Stack(
+        bootstrap=kafka_bootstrap,
+        topic=unique_name("events"),
+        group_prefix=unique_name("test"),
+        workdir=tmp_path,
+    )
+    yield system
+    for service in reversed(system.services):
+        if service.process.poll() is None:
+            service.kill()

@@ -1,0 +1,200 @@
+"""Issue 4's end-to-end cases: ingest and dispatchers as real processes, a real broker, and a
+loopback HTTP sink standing in for each destination."""
+
+from __future__ import annotations
+
+import itertools
+import signal
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+
+import pytest
+
+from tests.e2e.conftest import Stack
+from tests.support.http_sink import HttpSink
+from tests.support.processes import Service
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+
+def hook(name: str, sink: HttpSink, route: str, **extra: object) -> dict[str, object]:
+    return {"name": name, "type": "http", "url": sink.url(route), **extra}
+
+
+def attempts_per_event(sink: HttpSink, route: str) -> Counter[str]:
+    return Counter(r.event_id for r in sink.received(route))
+
+
+def headers_of(record: object) -> dict[str, bytes]:
+    return {k: v for k, v in (record.headers() or [])}  # type: ignore[attr-defined]
+
+
+def test_an_always_failing_destination_dead_letters_each_event_after_its_retries(
+    stack: Stack, sink: HttpSink
+) -> None:
+    stack.start_ingest()
+    stack.start_dispatcher(stack.manifest("shard", [hook("broken", sink, "/fail")]))
+    ids = [stack.send("alice", f"p{i}") for i in range(3)]
+
+    letters = stack.read_topic(stack.dead_letter_topic, expected=3)
+    assert [headers_of(r)["event-id"].decode() for r in letters] == ids
+    for record in letters:
+        headers = headers_of(record)
+        assert headers["dead-letter-destination"] == b"broken"
+        assert headers["dead-letter-error"] == b"HTTP 500"
+        assert headers["dead-letter-attempts"] == b"3"
+        assert headers["dead-letter-topic"] == stack.topic.encode()
+        assert record.key() == b"alice"
+    # 1 + max_retries attempts each, and each next event proceeded after its predecessor.
+    assert attempts_per_event(sink, "/fail") == dict.fromkeys(ids, 3)
+    arrivals = [r.event_id for r in sink.received("/fail")]
+    assert arrivals == [i for i in ids for _ in range(3)]
+
+
+def test_a_failing_destination_in_one_shard_does_not_touch_a_good_one_in_another(
+    stack: Stack, sink: HttpSink
+) -> None:
+    stack.start_ingest()
+    stack.start_dispatcher(stack.manifest("shard-a", [hook("good", sink, "/ok")]))
+    stack.start_dispatcher(
+        stack.manifest(
+            "shard-b",
+            [hook("bad", sink, "/fail")],
+            timeout="1s",
+            retry={"max_retries": 50, "initial_backoff": "1s", "max_backoff": "1s"},
+        )
+    )
+    ids = [stack.send(f"user-{i % 4}", f"p{i}") for i in range(40)]
+
+    assert sink.wait_for(lambda s: len(s.received("/ok")) >= len(ids), timeout=30)
+    assert Counter(r.event_id for r in sink.received("/ok")) == dict.fromkeys(ids, 1)
+    # The bad destination is still retrying its first events meanwhile.
+    assert len(sink.received("/fail")) < len(ids) * 5
+
+
+def test_a_hanging_destination_is_bounded_by_the_attempt_timeout(
+    stack: Stack, sink: HttpSink
+) -> None:
+    stack.start_ingest()
+    stack.start_dispatcher(
+        stack.manifest(
+            "shard",
+            [hook("slow", sink, "/hang")],
+            timeout="300ms",
+            retry={"max_retries": 2, "initial_backoff": "10ms", "jitter": False},
+        )
+    )
+    event_id = stack.send("bob", "x")
+
+    letters = stack.read_topic(stack.dead_letter_topic, expected=1)
+    assert headers_of(letters[0])["dead-letter-error"] == b"timed out after 0.3s"
+    arrivals = [r.arrived for r in sink.received("/hang") if r.event_id == event_id]
+    assert len(arrivals) == 3
+    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
+    assert all(0.3 <= gap < 1.5 for gap in gaps), gaps
+
+
+def test_fail_first_delivers_every_event_on_the_second_attempt(
+    stack: Stack, sink: HttpSink
+) -> None:
+    stack.start_ingest()
+    stack.start_dispatcher(stack.manifest("shard", [hook("flaky", sink, "/fail-first")]))
+    ids = [stack.send(f"user-{i % 3}", f"p{i}") for i in range(12)]
+
+    assert sink.wait_for(lambda s: len(s.received("/fail-first")) >= 2 * len(ids), timeout=30)
+    assert attempts_per_event(sink, "/fail-first") == dict.fromkeys(ids, 2)
+    assert stack.read_topic(stack.dead_letter_topic, expected=1, timeout=2) == []
+
+
+def test_each_users_events_arrive_in_send_order_at_every_destination(
+    stack: Stack, sink: HttpSink
+) -> None:
+    stack.start_ingest()
+    stack.start_dispatcher(
+        stack.manifest("shard", [hook("fast", sink, "/ok"), hook("slowish", sink, "/latency/5")])
+    )
+    sent = stack.send_per_user(users=20, per_user=50)
+    total = sum(len(ids) for ids in sent.values())
+
+    for route in ("/ok", "/latency/5"):
+
+        def all_arrived(s: HttpSink, route: str = route) -> bool:
+            return len(s.received(route)) >= total
+
+        assert sink.wait_for(all_arrived, timeout=60), route
+        arrived: dict[str, list[str]] = defaultdict(list)
+        for request in sink.received(route):
+            arrived[request.user_id].append(request.event_id)
+        assert arrived == sent, route
+
+
+def test_a_dispatcher_killed_mid_stream_loses_nothing_after_restart(
+    stack: Stack, sink: HttpSink
+) -> None:
+    stack.start_ingest()
+    manifest = stack.manifest("shard", [hook("webhook", sink, "/latency/20")], concurrency=4)
+    first = stack.start_dispatcher(manifest)
+    ids = [stack.send(f"user-{i % 10}", f"p{i}") for i in range(300)]
+    assert sink.wait_for(lambda s: len(s.received()) >= 30, timeout=30)
+    first.kill()
+    assert len({r.event_id for r in sink.received()}) < len(ids), "killed too late to matter"
+
+    stack.start_dispatcher(manifest)
+    assert sink.wait_for(lambda s: {r.event_id for r in s.received()} >= set(ids), timeout=60)
+    # At-least-once, and each user's first deliveries still came in send order.
+    by_user: dict[str, list[str]] = defaultdict(list)
+    for request in sink.received():
+        if request.event_id not in by_user[request.user_id]:
+            by_user[request.user_id].append(request.event_id)
+    for user, received in by_user.items():
+        assert received == [i for n, i in enumerate(ids) if f"user-{n % 10}" == user]
+
+
+def assignment(service: Service, destination: str) -> set[int]:
+    """The partitions a dispatcher holds now, replayed from its assigned/revoked log lines."""
+    held: set[int] = set()
+    for line in service.log().splitlines():
+        for verb in ("assigned", "revoked", "lost"):
+            marker = f"partitions {verb} destination={destination} partitions="
+            if marker in line:
+                listed = line.split(marker, 1)[1].split()[0]
+                parts = {int(p) for p in listed.split(",") if p != "-"}
+                held = held | parts if verb == "assigned" else held - parts
+    return held
+
+
+def settled(condition: Callable[[], bool], timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def test_two_processes_with_one_shard_split_partitions_and_hand_over_on_stop(
+    stack: Stack, sink: HttpSink
+) -> None:
+    stack.start_ingest()
+    manifest = stack.manifest("shard", [hook("webhook", sink, "/ok")])
+    one = stack.start_dispatcher(manifest)
+    two = stack.start_dispatcher(manifest)
+    everything = set(range(stack.partitions))
+
+    def split() -> bool:
+        a, b = assignment(one, "webhook"), assignment(two, "webhook")
+        return bool(a) and bool(b) and not a & b and a | b == everything
+
+    assert settled(split), (one.log()[-2000:], two.log()[-2000:])
+    before = [stack.send(f"user-{i}", "before") for i in range(60)]
+    assert sink.wait_for(lambda s: {r.event_id for r in s.received()} >= set(before))
+
+    assert two.stop(signal.SIGTERM) == 0
+    assert "closed destination=webhook" in two.log()
+    assert settled(lambda: assignment(one, "webhook") == everything)
+
+    after = [stack.send(f"user-{i}", "after") for i in range(60)]
+    assert sink.wait_for(lambda s: {r.event_id for r in s.received()} >= set(after))
+    counts = Counter(r.event_id for r in sink.received())
+    assert all(counts[i] == 1 for i in before + after), "a clean hand-over redelivers nothing"
