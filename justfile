@@ -59,3 +59,9 @@ lint:
 fmt:
     {{python}} -m ruff format .
     {{python}} -m ruff check --fix .
+
+# --- benchmarks ---------------------------------------------------------------------------
+
+# Ingest's PUT /events throughput and latency beside the HTTP and Kafka ceilings (~1 minute).
+bench-ingest *args: kafka-up
+    {{python}} -m benchmarks.bench_ingest {{args}}
