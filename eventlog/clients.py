@@ -49,6 +49,10 @@ def consumer_config(
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
         "partition.assignment.strategy": "cooperative-sticky",
+        # A crashed dispatcher's partitions move to the survivors after this long (the
+        # default, 45 s, is a long time for a destination to receive nothing).
+        "session.timeout.ms": 10_000,
+        "heartbeat.interval.ms": 2_000,
         # librdkafka pre-fetches up to 64 MiB per consumer by default; a process hosting
         # hundreds of destinations needs far less each.
         "queued.max.messages.kbytes": 2048,

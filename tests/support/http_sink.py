@@ -97,7 +97,7 @@ class HttpSink:
         self._loop = loop
         app = web.Application(client_max_size=4 * 1024 * 1024)
         app.router.add_post("/{route:.*}", self._handle)
-        runner = web.AppRunner(app, access_log=None)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         loop.run_until_complete(runner.setup())
         site = web.TCPSite(runner, self.host, self.port, backlog=1024)
         loop.run_until_complete(site.start())
