@@ -23,6 +23,7 @@ __all__ = ["PROBLEM_MEDIA_TYPE", "exception_handlers", "problem_type"]
 log = logging.getLogger(__name__)
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+_CLIENT_WENT_AWAY = "client disconnected prematurely"
 
 _TITLES = {
     "malformed-json": (400, "Malformed JSON"),
@@ -63,6 +64,11 @@ def exception_handlers(stats: IngestStats) -> ExceptionHandlersMap:
         )
 
     def http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+        if exc.detail == _CLIENT_WENT_AWAY:
+            # Litestar's way of saying the client hung up mid-body: no bug, and no one to answer.
+            log.info("client disconnected before sending its whole body path=%s", request.url.path)
+            stats.requests_rejected += 1
+            return _problem("malformed-json", "the body ended early: the client disconnected")
         if exc.status_code >= 500:
             return unexpected(request, exc)
         stats.requests_rejected += 1

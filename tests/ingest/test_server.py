@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 
@@ -163,3 +164,26 @@ async def test_a_streamed_body_over_the_limit_is_413(
         assert response.json()["type"] == "urn:event-delivery:problem:body-too-large"
     assert gated.waiting == 0
     assert end_offsets(ingest_settings.bootstrap_servers, ingest_settings.topic) == [0, 0, 0]
+
+
+async def test_a_client_hanging_up_mid_body_is_not_logged_as_an_error(
+    ingest_settings: IngestSettings, gated: GatedProducer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="ingest")
+    gated.gate.set()
+    async with serving(ingest_settings, gated) as (client, server, _):
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.config.port)
+        writer.write(
+            b"PUT /events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 1000\r\n\r\n{"user_id": "u", '
+        )
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+        del reader
+        await until(
+            lambda: "client disconnected" in caplog.text, within=10, what="the hang-up is seen"
+        )
+        assert (await client.put("/events", json=EVENT)).status_code == 202
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+    assert gated.waiting == 0
