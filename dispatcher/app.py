@@ -17,6 +17,7 @@ from confluent_kafka.admin import AdminClient
 from dispatcher.deadletter import DeadLetterWriter
 from dispatcher.destinations import TYPES
 from dispatcher.manifest import Manifest
+from dispatcher.metrics import DeliveryMetrics
 from dispatcher.worker import DestinationWorker, WorkerStats
 from eventlog.clients import admin_config, producer_config
 from eventlog.exceptions import TopicError
@@ -52,6 +53,7 @@ async def run_dispatcher(
         return {}
     producers: dict[str, AsyncProducer] = {}
     workers: list[DestinationWorker] = []
+    metrics = DeliveryMetrics()
     for manifest in manifests:
         producer = producers.get(manifest.bootstrap_servers)
         if producer is None:
@@ -69,6 +71,7 @@ async def run_dispatcher(
                     bootstrap_servers=manifest.bootstrap_servers,
                     commit_interval=settings.commit_interval,
                     drain_timeout=settings.drain_timeout,
+                    metrics=metrics,
                 )
             )
     log.info(

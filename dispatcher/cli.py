@@ -12,11 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import click
+import prometheus_client
 
 from dispatcher.app import DispatcherSettings, run_dispatcher
 from dispatcher.exceptions import ManifestError
 from dispatcher.manifest import Manifest, load_manifests
+from eventlog.exceptions import EventDeliveryError
 from eventlog.logs import configure_logging
+from eventlog.telemetry import configure_metrics, configure_tracing, shutdown_tracing
 
 log = logging.getLogger("dispatcher")
 
@@ -39,17 +42,24 @@ manifest_option = click.option(
     help="Seconds in-flight deliveries may take to finish at shutdown.",
 )
 @click.option(
+    "--metrics-port",
+    type=int,
+    default=None,
+    help="Serve Prometheus metrics on this port (all interfaces) at /metrics.",
+)
+@click.option(
     "--log-level",
     default=lambda: os.environ.get("LOG_LEVEL", "INFO"),
     show_default="INFO",
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
 )
 @click.pass_context
-def cli(
+def cli(  # noqa: PLR0917 - click passes options positionally
     ctx: click.Context,
     manifest_paths: tuple[Path, ...],
     check: bool,
     drain_timeout: float,
+    metrics_port: int | None,
     log_level: str,
 ) -> None:
     """Deliver the events topic to every destination of the given manifests.
@@ -67,8 +77,20 @@ def cli(
         click.echo(f"ok: {len(manifests)} manifest(s), {names} destination(s)")
         return
     configure_logging(log_level)
+    try:
+        configure_tracing("dispatcher")
+    except EventDeliveryError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    configure_metrics()
+    if metrics_port is not None:
+        prometheus_client.start_http_server(metrics_port)
+        log.info("metrics on http://0.0.0.0:%d/metrics", metrics_port)
     settings = DispatcherSettings(drain_timeout=drain_timeout)
-    _run_until_signalled(manifests, settings)
+    try:
+        _run_until_signalled(manifests, settings)
+    finally:
+        shutdown_tracing()
 
 
 def _load(paths: Sequence[Path]) -> tuple[Manifest, ...]:

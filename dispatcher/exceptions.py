@@ -5,6 +5,7 @@ from __future__ import annotations
 from eventlog.exceptions import EventDeliveryError
 
 __all__ = [
+    "AttemptTimeout",
     "DeliveryError",
     "DispatcherError",
     "ManifestError",
@@ -35,6 +36,10 @@ class RetryableDeliveryError(DeliveryError):
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class AttemptTimeout(RetryableDeliveryError):
+    """The destination did not answer within the attempt's timeout."""
 
 
 class PermanentDeliveryError(DeliveryError):

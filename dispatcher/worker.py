@@ -16,23 +16,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from opentelemetry import trace
+from opentelemetry.trace import NonRecordingSpan, SpanContext
 
 from dispatcher.deadletter import DeadLetter, DeadLetterWriter
 from dispatcher.delivery import Outcome, deliver
 from dispatcher.destinations import Destination
 from dispatcher.manifest import DestinationSpec, Manifest
+from dispatcher.metrics import DeliveryMetrics
 from dispatcher.ordering import KeyedScheduler, OffsetTracker
+from eventlog import semconv
 from eventlog.clients import consumer_config
 from eventlog.exceptions import RecordFormatError
 from eventlog.record import Event, Headers, decode
+from eventlog.telemetry import extract_context
 
 __all__ = ["DestinationWorker", "WorkerStats"]
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer("dispatcher.worker")
 
 FETCH_BATCH = 500
 IDLE_SLEEP_MIN = 0.002
@@ -66,6 +73,8 @@ class _Pending:
     event: Event | None
     """``None`` when the record could not be decoded: it goes straight to the dead letters."""
     decode_error: str | None = None
+    trace: SpanContext | None = None
+    """The event's (sampled) processing span, parent of its commit span."""
 
 
 @dataclass(slots=True)
@@ -73,6 +82,8 @@ class _PartitionState:
     epoch: int
     offsets: OffsetTracker = field(default_factory=OffsetTracker)
     committed: int | None = None
+    uncommitted_traces: list[tuple[int, SpanContext]] = field(default_factory=list)
+    """Finished, traced events whose offsets no commit has covered yet."""
 
 
 class DestinationWorker:
@@ -88,6 +99,7 @@ class DestinationWorker:
         bootstrap_servers: str,
         commit_interval: float = 1.0,
         drain_timeout: float = 10.0,
+        metrics: DeliveryMetrics | None = None,
         consumer_overrides: dict[str, Any] | None = None,
     ) -> None:
         self.name = spec.name
@@ -99,6 +111,7 @@ class DestinationWorker:
         self._dead_letters = dead_letters
         self._commit_interval = commit_interval
         self._drain_timeout = drain_timeout
+        self._metrics = metrics or DeliveryMetrics()
         self._config = consumer_config(
             bootstrap_servers,
             self.group_id,
@@ -252,6 +265,37 @@ class DestinationWorker:
         self._finish(key, pending)
 
     async def _deliver_or_dead_letter(self, pending: _Pending) -> None:
+        with tracer.start_as_current_span(
+            f"process {self._topic}",
+            context=extract_context(pending.headers),
+            kind=trace.SpanKind.CONSUMER,
+            attributes=self._span_attributes(pending),
+        ) as span:
+            if span.get_span_context().trace_flags.sampled:
+                pending.trace = span.get_span_context()
+            self._metrics.started(self.name)
+            try:
+                result = await self._deliver_or_dead_letter_traced(pending)
+            finally:
+                self._metrics.stopped(self.name)
+            span.set_attribute(semconv.DELIVERY_OUTCOME, result)
+
+    def _span_attributes(self, pending: _Pending) -> dict[str, str | int]:
+        attributes: dict[str, str | int] = {
+            semconv.MESSAGING_SYSTEM: semconv.KAFKA,
+            semconv.MESSAGING_DESTINATION: self._topic,
+            semconv.MESSAGING_OPERATION_TYPE: "process",
+            semconv.MESSAGING_PARTITION: str(pending.partition),
+            semconv.MESSAGING_KAFKA_OFFSET: pending.offset,
+            semconv.MESSAGING_CONSUMER_GROUP: self.group_id,
+            semconv.DELIVERY_DESTINATION: self.name,
+        }
+        if pending.event is not None:
+            attributes[semconv.MESSAGING_KAFKA_KEY] = pending.event.user_id
+            attributes[semconv.MESSAGING_MESSAGE_ID] = pending.event.id
+        return attributes
+
+    async def _deliver_or_dead_letter_traced(self, pending: _Pending) -> str:
         if pending.event is None:
             outcome = Outcome(
                 delivered=False,
@@ -266,32 +310,47 @@ class DestinationWorker:
                 name=self.name,
                 attempt_timeout=self._spec.timeout,
                 policy=self._spec.retry,
+                metrics=self._metrics,
             )
         self.stats.attempts += outcome.attempts
         if outcome.delivered:
+            assert pending.event is not None
             self.stats.delivered += 1
-        else:
-            await self._dead_letters.write(
-                DeadLetter(
-                    destination=self.name,
-                    error=outcome.error or "",
-                    attempts=outcome.attempts,
-                    permanent=outcome.permanent,
-                    topic=self._topic,
-                    partition=pending.partition,
-                    offset=pending.offset,
-                    key=pending.key,
-                    value=pending.value,
-                    headers=pending.headers,
-                )
+            latency = time.time() - pending.event.received_at_ms / 1000
+            self._metrics.finished(self.name, "delivered", latency)
+            return "delivered"
+        letter = await self._dead_letters.write(
+            DeadLetter(
+                destination=self.name,
+                error=outcome.error or "",
+                attempts=outcome.attempts,
+                permanent=outcome.permanent,
+                topic=self._topic,
+                partition=pending.partition,
+                offset=pending.offset,
+                key=pending.key,
+                value=pending.value,
+                headers=pending.headers,
             )
-            self.stats.dead_lettered += 1
+        )
+        trace.get_current_span().add_event(
+            "dead-lettered",
+            {
+                semconv.MESSAGING_DESTINATION: letter.topic,
+                semconv.MESSAGING_KAFKA_OFFSET: letter.offset,
+            },
+        )
+        self.stats.dead_lettered += 1
+        self._metrics.finished(self.name, "dead_lettered", None)
+        return "dead_lettered"
 
     def _finish(self, key: _Key, pending: _Pending) -> None:
         state = self._partitions.get(pending.partition)
         if state is None or state.epoch != pending.epoch:
             return  # the partition was revoked meanwhile; its new owner redelivers
         state.offsets.done(pending.offset)
+        if pending.trace is not None:
+            state.uncommitted_traces.append((pending.offset, pending.trace))
         del self._tasks[key]
         self._scheduler.finish(key)
         self._launch_ready()
@@ -302,6 +361,22 @@ class DestinationWorker:
         while not stop.is_set():
             await asyncio.sleep(self._commit_interval)
             self._commit(asynchronous=True)
+            self._report_lag()
+
+    def _report_lag(self) -> None:
+        consumer = self._consumer
+        if consumer is None:
+            return
+        lags: dict[int, int] = {}
+        for partition, state in self._partitions.items():
+            # The cached high watermark comes with every fetch response: no extra request.
+            _low, high = consumer.get_watermark_offsets(
+                TopicPartition(self._topic, partition), cached=True
+            )
+            position = state.offsets.committable() or state.committed
+            if high >= 0 and position is not None:
+                lags[partition] = max(0, high - position)
+        self._metrics.set_lag(self.name, lags)
 
     def _commit(self, *, asynchronous: bool, only: set[int] | None = None) -> None:
         consumer = self._consumer
@@ -322,6 +397,7 @@ class DestinationWorker:
                 consumer.commit(offsets=offsets, asynchronous=True)
             else:
                 consumer.commit(offsets=offsets, asynchronous=False)
+                self._trace_commits(offsets)
         except KafkaException as exc:
             self._on_commit(exc.args[0], offsets)
             return
@@ -333,12 +409,40 @@ class DestinationWorker:
         )
 
     def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
-        if error is None or error.code() == KafkaError._NO_OFFSET:
+        if error is None:
+            self._trace_commits(partitions)
+            return
+        if error.code() == KafkaError._NO_OFFSET:
             return
         log.warning("commit failed destination=%s error=%s", self.name, error.str())
         for tp in partitions:  # make the next periodic commit try again
             if (state := self._partitions.get(tp.partition)) is not None:
                 state.committed = None
+
+    def _trace_commits(self, committed: list[TopicPartition]) -> None:
+        """Give every traced event that a commit now covers a commit span in its trace."""
+        for tp in committed:
+            state = self._partitions.get(tp.partition)
+            if state is None or not state.uncommitted_traces:
+                continue
+            covered = [t for t in state.uncommitted_traces if t[0] < tp.offset]
+            state.uncommitted_traces = [t for t in state.uncommitted_traces if t[0] >= tp.offset]
+            for offset, context in covered:
+                tracer.start_span(
+                    f"commit {self._topic}",
+                    context=trace.set_span_in_context(NonRecordingSpan(context)),
+                    kind=trace.SpanKind.CLIENT,
+                    attributes={
+                        semconv.MESSAGING_SYSTEM: semconv.KAFKA,
+                        semconv.MESSAGING_DESTINATION: self._topic,
+                        semconv.MESSAGING_OPERATION_TYPE: "settle",
+                        semconv.MESSAGING_OPERATION_NAME: "commit",
+                        semconv.MESSAGING_PARTITION: str(tp.partition),
+                        semconv.MESSAGING_KAFKA_OFFSET: offset,
+                        semconv.MESSAGING_CONSUMER_GROUP: self.group_id,
+                        "messaging.kafka.committed_offset": tp.offset,
+                    },
+                ).end()
 
     # -- rebalancing (called from consume(), on the loop thread) ------------------------
 
