@@ -8,8 +8,6 @@ no slot within the wait is told to come back later instead of queueing without e
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 from ingest.exceptions import Unavailable
 
@@ -37,9 +35,12 @@ class RequestSlots:
         """Requests waiting for a slot right now."""
         return self._waiting
 
-    @asynccontextmanager
-    async def hold(self) -> AsyncIterator[None]:
-        """Hold a slot for the body of the ``async with``; ``Unavailable`` if none frees up."""
+    def hold(self) -> RequestSlots:
+        """``async with slots.hold():`` holds a slot for the body of the block, or raises
+        ``Unavailable`` if none frees up within the wait."""
+        return self  # no per-request state, so no per-request object on the hot path
+
+    async def __aenter__(self) -> None:
         if self._semaphore.locked():
             self._waiting += 1
             try:
@@ -56,8 +57,7 @@ class RequestSlots:
         else:
             await self._semaphore.acquire()  # free: returns without suspending
         self._in_use += 1
-        try:
-            yield
-        finally:
-            self._in_use -= 1
-            self._semaphore.release()
+
+    async def __aexit__(self, *_: object) -> None:
+        self._in_use -= 1
+        self._semaphore.release()
