@@ -17,6 +17,7 @@ import prometheus_client
 from dispatcher.app import DispatcherSettings, run_dispatcher
 from dispatcher.exceptions import ManifestError
 from dispatcher.manifest import Manifest, load_manifests
+from dispatcher.status import collect_status, format_table
 from eventlog.exceptions import EventDeliveryError
 from eventlog.logs import configure_logging
 from eventlog.telemetry import configure_metrics, configure_tracing, shutdown_tracing
@@ -91,6 +92,23 @@ def cli(  # noqa: PLR0917 - click passes options positionally
         _run_until_signalled(manifests, settings)
     finally:
         shutdown_tracing()
+
+
+@cli.command()
+@manifest_option
+@click.option("--timeout", default=10.0, show_default=True, help="Seconds to wait for Kafka.")
+def status(manifest_paths: tuple[Path, ...], timeout: float) -> None:
+    """Committed offset, end offset and lag of each destination's consumer group."""
+    if not manifest_paths:
+        raise click.UsageError("give at least one --manifest FILE")
+    rows = []
+    for manifest in _load(manifest_paths):
+        try:
+            rows.extend(collect_status(manifest, timeout=timeout))
+        except EventDeliveryError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+    click.echo(format_table(rows))
 
 
 def _load(paths: Sequence[Path]) -> tuple[Manifest, ...]:
