@@ -35,9 +35,8 @@ class DestinationStatus:
 def collect_status(manifest: Manifest, *, timeout: float = 10.0) -> list[DestinationStatus]:
     """Ask the cluster; ``EventDeliveryError`` if it cannot be reached within ``timeout``."""
     # librdkafka would print every refused connection; the one error below says it all.
-    quiet = {"log_level": 0}
     probe = Consumer(
-        consumer_config(manifest.bootstrap_servers, f"status-{uuid.uuid4().hex}", **quiet)
+        consumer_config(manifest.bootstrap_servers, f"status-{uuid.uuid4().hex}", log_level=0)
     )
     try:
         try:
