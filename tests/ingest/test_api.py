@@ -13,14 +13,19 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from eventlog.record import decode
+from eventlog.clients import producer_config
+from eventlog.producer import AsyncProducer, Delivered, ProduceError
+from eventlog.record import Headers, decode
+from ingest import IngestSettings, create_app
 from tests.ingest.conftest import (
     MAX_BATCH_BYTES,
     MAX_EVENT_BYTES,
     TOPIC_PARTITIONS,
+    GatedProducer,
     IngestUnderTest,
     end_offsets,
     read_topic,
+    running,
     wait_ready,
 )
 
@@ -275,3 +280,41 @@ async def test_health_readiness_and_the_openapi_schema_are_served(
     assert {"202", "400", "413", "415", "422", "503"} <= set(put_event["responses"])
     assert "/events/batch" in schema["paths"]
     assert (await ingest.client.get("/schema")).status_code == 200
+
+
+class RefusingProducer(GatedProducer):
+    """The real producer, except that Kafka "refuses" every record whose payload is refuse."""
+
+    async def produce(
+        self, topic: str, *, key: bytes, value: bytes, headers: Headers | None = None
+    ) -> Delivered:
+        if value == b"refuse":
+            raise ProduceError("Broker: Message size too large", retriable=False)
+        return await self.inner.produce(topic, key=key, value=value, headers=headers)
+
+
+async def test_a_batch_reports_each_event_kafka_refused_and_stores_the_rest(
+    ingest_settings: IngestSettings,
+) -> None:
+    config = producer_config(
+        ingest_settings.bootstrap_servers, **ingest_settings.producer_overrides()
+    )
+    producer = RefusingProducer(AsyncProducer(config))
+    async with running(create_app(ingest_settings, producer=producer)) as client:
+        await wait_ready(client)
+        events = [{"user_id": "u", "payload": p} for p in ("a", "refuse", "b")]
+        response = await client.post("/events/batch", json=events)
+        assert response.status_code == 202, response.text
+        body = response.json()
+        assert (body["accepted"], body["failed"]) == (2, 1)
+        assert [r["status"] for r in body["results"]] == ["accepted", "failed", "accepted"]
+        assert "Message size too large" in body["results"][1]["error"]
+        assert "offset" not in body["results"][1]
+
+        refused = await client.post("/events/batch", json=[events[1], events[1]])
+        assert refused.status_code == 503
+        assert refused.headers["retry-after"] == str(ingest_settings.retry_after)
+        assert refused.json()["reason"] == "kafka-error"
+
+    records = read_topic(ingest_settings.bootstrap_servers, ingest_settings.topic, 2)
+    assert sorted(r.value() or b"" for r in records) == [b"a", b"b"]
