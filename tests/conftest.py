@@ -7,6 +7,10 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from confluent_kafka.admin import AdminClient
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from eventlog.clients import admin_config
 from eventlog.topics import TopicSpec, ensure_topic
@@ -48,3 +52,23 @@ def topic_factory(
         return name
 
     return make
+
+
+@pytest.fixture(scope="session")
+def _tracing_provider() -> InMemorySpanExporter:
+    """One SDK tracer provider for the session (OpenTelemetry allows setting it once)."""
+    exporter = InMemorySpanExporter()
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        provider = TracerProvider()
+        trace.set_tracer_provider(provider)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return exporter
+
+
+@pytest.fixture
+def span_exporter(_tracing_provider: InMemorySpanExporter) -> Iterator[InMemorySpanExporter]:
+    """Spans finished during this test, recorded in memory."""
+    _tracing_provider.clear()
+    yield _tracing_provider
+    _tracing_provider.clear()
