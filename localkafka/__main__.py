@@ -13,6 +13,7 @@ import click
 from localkafka import docker
 from localkafka.broker import NativeBroker, kafka_version
 from localkafka.exceptions import BrokerError
+from localkafka.foreground import run_foreground
 from localkafka.readiness import broker_answers, wait_until_ready
 from localkafka.stack import PROCFILE, run_stack
 
@@ -49,15 +50,20 @@ def up(native: bool) -> None:
 
 
 @cli.command()
-def run() -> None:
-    """Run the broker in the foreground (for process runners); Ctrl-C stops it."""
+@click.option(
+    "--linger",
+    default=3.0,
+    show_default=True,
+    help="Seconds to wait at shutdown for consumers to leave their groups.",
+)
+def run(linger: float) -> None:
+    """Run the broker in the foreground (for process runners); Ctrl-C or SIGTERM stops it once
+    its consumers have left their groups (at most --linger seconds later)."""
     broker = _broker()
     pid = broker.running_pid()
     if pid is not None:
         raise BrokerError(f"kafka is already running (pid {pid}); stop it with `just kafka-down`")
-    argv = broker.foreground_command()
-    broker.pid_file.write_text(f"{os.getpid()}\n")
-    os.execv(argv[0], argv)  # noqa: S606 - the broker replaces this process
+    sys.exit(run_foreground(broker, linger=linger))
 
 
 @cli.command()

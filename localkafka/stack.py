@@ -4,8 +4,8 @@ already runs, so ``just kafka-up`` followed by ``just up`` shares one broker).
 
 How it stops: honcho starts each process in a session of its own and, on SIGINT or SIGTERM,
 sends SIGTERM to every process group, then SIGKILL to whatever is left 5 s after the first one
-exited; it returns once all have. Its children are outside the terminal's process group, so
-they depend on honcho to stop them. honcho does not handle SIGHUP (the terminal closing): it
+exited; it returns once all have. The broker stops last (see ``foreground``). Its children are
+outside the terminal's process group, so they depend on honcho to stop them. honcho does not handle SIGHUP (the terminal closing): it
 would die at once and orphan the broker and services. Here SIGHUP is turned into SIGTERM, with
 output sent to /dev/null first, since honcho's "SIGTERM received" line to a gone terminal would
 fail inside its signal handler before it stopped anything. If honcho is SIGKILLed, its children

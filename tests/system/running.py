@@ -3,37 +3,42 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.support.process_tree import ProcessId, descendants, survivors
 
-__all__ = ["ROOT", "JustUp", "free_port_pair", "just_up"]
+__all__ = ["ROOT", "JustUp", "just_up", "unused_ports"]
 
 ROOT = Path(__file__).resolve().parents[2]
 JUST = Path(sys.executable).parent / "just"
 
 
-def free_port_pair() -> int:
-    """A loopback port whose successor is free too (the broker's controller takes port + 1)."""
-    for _ in range(50):
-        with socket.socket() as first:
-            first.bind(("127.0.0.1", 0))
-            port: int = first.getsockname()[1]
-            with socket.socket() as second:
-                try:
-                    second.bind(("127.0.0.1", port + 1))
-                except OSError:
-                    continue
-                return port
-    raise RuntimeError("no two adjacent free ports on 127.0.0.1")
+def unused_ports(count: int = 1) -> int:
+    """The first of ``count`` consecutive free loopback ports, below the ephemeral range.
+
+    Ports the kernel hands out to outgoing connections (clients of this very broker included)
+    cannot be taken between this check and the server binding its port much later.
+    """
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    candidates = random.sample(range(10_000, low - count), 200)
+    for first in candidates:
+        with ExitStack() as held:
+            try:
+                for port in range(first, first + count):
+                    held.enter_context(socket.socket()).bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return first
+    raise RuntimeError(f"no {count} consecutive free ports on 127.0.0.1")
 
 
 @dataclass
@@ -82,7 +87,13 @@ class JustUp:
         self.process.send_signal(signal.SIGTERM)
 
     def wait(self, timeout: float) -> int:
-        return self.process.wait(timeout)
+        """Its exit code once it exited; fails the test if it is still running after ``timeout``."""
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                f"just up still runs {timeout:.0f}s after the signal:\n{self.log()[-5000:]}"
+            ) from None
 
 
 @contextmanager

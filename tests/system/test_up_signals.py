@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.process_tree import ProcessId, wait_until_gone
-from tests.system.running import JustUp, free_port_pair, just_up
+from tests.system.running import JustUp, just_up, unused_ports
 
 SLEEPERS = """\
 quick: exec sleep 300
@@ -27,7 +27,7 @@ def env(tmp_path: Path) -> dict[str, str]:
     # Nothing listens on KAFKA_PORT, so `up` finds no broker to reuse and starts the Procfile.
     return {
         **os.environ,
-        "KAFKA_PORT": str(free_port_pair()),
+        "KAFKA_PORT": str(unused_ports(2)),
         "XDG_STATE_HOME": str(tmp_path / "state"),
     }
 
