@@ -65,3 +65,10 @@ fmt:
 # Ingest's PUT /events throughput and latency beside the HTTP and Kafka ceilings (~1 minute).
 bench-ingest *args: kafka-up
     {{python}} -m benchmarks.bench_ingest {{args}}
+
+# Dispatcher deliveries/s beside a bare aiohttp client, 200 destinations, a profile (~4 min).
+bench-dispatch *args: kafka-up
+    {{python}} -m benchmarks.bench_dispatch {{args}}
+
+# Every benchmark, one after another; their tables go to benchmarks/results/.
+bench: bench-ingest bench-dispatch
