@@ -1,0 +1,60 @@
+"""The dispatcher benchmark end to end in its quick mode with tiny numbers, so that the harness
+(sink, bare client, dispatcher runs, profile, many destinations, report) cannot rot unnoticed.
+Nothing here looks at speed: only that every row is there and every run delivered."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def table_rows(markdown: str, heading: str) -> list[list[str]]:
+    """The body rows of the first table under ``## <heading>``, as cells."""
+    section = markdown.split(f"## {heading}", 1)[1].split("\n## ", 1)[0]
+    lines = [line for line in section.splitlines() if line.startswith("|")]
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:]]
+
+
+def test_quick_mode_writes_every_row(kafka_bootstrap: str, tmp_path: Path) -> None:
+    argv = [sys.executable, "-m", "benchmarks.bench_dispatch", "--quick", "--events", "150"]
+    argv += ["--users", "30", "--window", "1.5", "--destinations", "3", "--batch", "4"]
+    argv += ["--results-dir", str(tmp_path)]
+    result = subprocess.run(
+        argv,
+        cwd=REPO,
+        env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap},
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    report = (tmp_path / "dispatch.md").read_text()
+
+    runs = {tuple(row[:3]): row for row in table_rows(report, "Deliveries per second")}
+    expected = {("bare aiohttp", "0", "256"), ("bare aiohttp", "20", "256")}
+    expected |= {("bare aiohttp", "20", "1")}
+    expected |= {("dispatcher", latency, c) for latency in ("0", "20") for c in ("1", "256")}
+    assert set(runs) == expected
+    assert all(row[-1] in {"all events", "window"} for row in runs.values()), runs
+
+    ratios = {row[0]: row[1] for row in table_rows(report, "Ratios")}
+    assert ratios["dispatcher concurrency 256 / concurrency 1, 20 ms sink"].endswith("x")
+    assert ratios["bare aiohttp concurrency 256 / concurrency 1, 20 ms sink"].endswith("x")
+
+    (many,) = table_rows(report, "3 destinations in one process")
+    assert many[1] == "3 of 3"
+
+    assert "## CPU ceiling (0 ms sink)" in report
+    assert "librdkafka" in report.split("## Deliveries", 1)[0]  # the machine facts
+    profile = (tmp_path / "dispatch-profile.txt").read_text()
+    assert "== Functions by self time ==" in profile
+    assert table_rows(report, "Where the dispatcher's CPU goes")
