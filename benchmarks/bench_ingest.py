@@ -1,6 +1,6 @@
 """Issue 3: how fast ingest takes events, next to what HTTP and Kafka allow on this machine.
 
-Three measurements in one run, one after another so they do not compete for the CPU:
+Three measurements in one run, never two at once, so they do not compete for the CPU:
 
 * **HTTP ceiling**: the same Litestar app (same routes, validation, request bound and error
   mapping) with a producer stand-in that acknowledges at once: no Kafka at all;
@@ -9,10 +9,13 @@ Three measurements in one run, one after another so they do not compete for the 
   no HTTP, records pre-encoded.
 
 Both servers run as their own uvicorn process (one worker, uvloop and httptools); this process
-is the client (aiohttp, loopback only): ``--concurrency`` requests in flight for a warm-up and a
-fixed window (each request bounded by a time budget and a request cap), then one client sending
-one request at a time for single-request latency. Results go to ``benchmarks/results/ingest.md``.
-It is a benchmark, not a test: nothing here judges the numbers.
+is the client (aiohttp, loopback only). Each server is warmed up, then loaded in turns (the
+window split into ``--rounds``, alternating between the servers) so that a change in the shared
+machine's background load hits both alike: ``--concurrency`` requests in flight, each turn
+bounded by time and by a request cap. Then one client sends one request at a time, for
+single-request latency. CPU is read from ``/proc`` for the client, each server and (when it is
+the local native broker) Kafka. Results go to ``benchmarks/results/ingest.md``. It is a
+benchmark, not a test: nothing here judges the numbers.
 
     python -m benchmarks.bench_ingest            # about a minute
     python -m benchmarks.bench_ingest --quick    # smoke: a few seconds per part
@@ -49,6 +52,7 @@ from eventlog.producer import Delivered
 from eventlog.record import Event, Headers, encode
 from eventlog.topics import TopicSpec, ensure_topic
 from ingest import IngestSettings, create_app
+from localkafka import NativeBroker
 
 __all__ = ["ceiling_app", "main"]
 
@@ -60,6 +64,8 @@ PAYLOAD_BYTES = 100
 GOAL_RATIO = 0.6
 GOAL_SINGLE_P50_MS = 10.0
 _CEILING_ENV = "BENCH_INGEST_CEILING_SETTINGS"
+HTTP_CEILING = "http ceiling"
+INGEST = "ingest"
 _JSON = {"Content-Type": "application/json"}
 
 
@@ -96,14 +102,16 @@ def ceiling_app() -> Litestar:
 
 @dataclass(frozen=True)
 class Load:
-    """What a load run measured in its window."""
+    """What the measured windows of one target saw, summed."""
 
     accepted: int
     other: Counter[int]
     seconds: float
     latencies: list[float]
     client_cpu: float
+    """CPU-seconds of the client process."""
     server_cpu: float
+    broker_cpu: float | None
 
     @property
     def rate(self) -> float:
@@ -111,6 +119,34 @@ class Load:
 
     def percentile(self, p: int) -> float:
         return statistics.quantiles(self.latencies, n=100, method="inclusive")[p - 1] * 1000
+
+    def per_second(self, cpu: float | None) -> str:
+        return "n/a" if cpu is None else f"{cpu / self.seconds:.2f}"
+
+    def __add__(self, other: Load) -> Load:
+        broker = (
+            None
+            if self.broker_cpu is None or other.broker_cpu is None
+            else self.broker_cpu + other.broker_cpu
+        )
+        return Load(
+            self.accepted + other.accepted,
+            self.other + other.other,
+            self.seconds + other.seconds,
+            self.latencies + other.latencies,
+            self.client_cpu + other.client_cpu,
+            self.server_cpu + other.server_cpu,
+            broker,
+        )
+
+
+@dataclass(frozen=True)
+class Target:
+    """A running server under test."""
+
+    name: str
+    url: str
+    pid: int
 
 
 def _free_port() -> int:
@@ -125,56 +161,102 @@ def _bodies() -> list[bytes]:
     return [json.dumps({"user_id": f"user-{u}", "payload": payload}).encode() for u in range(USERS)]
 
 
-def _cpu_seconds(pid: int) -> float:
+def _cpu_seconds(pid: int | None) -> float | None:
+    """CPU time of process ``pid`` (all its threads) so far, from /proc (Linux)."""
+    if pid is None:
+        return None
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def _load(
-    url: str, server_pid: int, *, concurrency: int, warmup: float, window: float, cap: int
+async def _window(
+    session: aiohttp.ClientSession,
+    target: Target,
+    *,
+    concurrency: int,
+    seconds: float,
+    cap: int,
+    broker_pid: int | None,
 ) -> Load:
+    """``concurrency`` clients start requests for ``seconds`` (at most ``cap`` in all); the
+    window ends when the last of them is answered."""
     bodies = _bodies()
     latencies: list[float] = []
     statuses: Counter[int] = Counter()
     sent = 0
     clock = time.perf_counter
-    start = clock()
-    measure_from, end = start + warmup, start + warmup + window
-    cpu_marks: dict[str, tuple[float, float]] = {}
 
-    async def client(n: int, session: aiohttp.ClientSession) -> None:
+    async def client(n: int) -> None:
         nonlocal sent
         i = n
-        while sent < cap:
-            began = clock()
-            if began >= end:
-                return
-            if began >= measure_from and "start" not in cpu_marks:
-                cpu_marks["start"] = (time.process_time(), _cpu_seconds(server_pid))
+        while sent < cap and clock() < stop_starting:
             sent += 1
             i += concurrency
-            async with session.put(url, data=bodies[i % len(bodies)], headers=_JSON) as response:
+            began = clock()
+            async with session.put(target.url, data=bodies[i % USERS], headers=_JSON) as response:
                 await response.read()
-            if began >= measure_from:
-                latencies.append(clock() - began)
-                statuses[response.status] += 1
+            latencies.append(clock() - began)
+            statuses[response.status] += 1
 
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    timeout = aiohttp.ClientTimeout(total=30)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        await asyncio.gather(*(client(n, session) for n in range(concurrency)))
-    finished = clock()
-    client_cpu0, server_cpu0 = cpu_marks.get("start", (0.0, 0.0))
-    seconds = min(finished, end) - measure_from if finished > measure_from else 0.0
-    accepted = statuses.pop(202, 0)
+    cpu0 = (time.process_time(), _cpu_seconds(target.pid), _cpu_seconds(broker_pid))
+    start = clock()
+    stop_starting = start + seconds
+    await asyncio.gather(*(client(n) for n in range(concurrency)))
+    elapsed = clock() - start
+    server_cpu, broker_cpu = _cpu_seconds(target.pid), _cpu_seconds(broker_pid)
+    assert server_cpu is not None and cpu0[1] is not None
     return Load(
-        accepted=accepted,
+        accepted=statuses.pop(202, 0),
         other=statuses,
-        seconds=max(seconds, 1e-9),
+        seconds=elapsed,
         latencies=latencies,
-        client_cpu=(time.process_time() - client_cpu0) / max(seconds, 1e-9),
-        server_cpu=(_cpu_seconds(server_pid) - server_cpu0) / max(seconds, 1e-9),
+        client_cpu=time.process_time() - cpu0[0],
+        server_cpu=server_cpu - cpu0[1],
+        broker_cpu=None if broker_cpu is None or cpu0[2] is None else broker_cpu - cpu0[2],
     )
+
+
+async def _measure(
+    targets: list[Target],
+    *,
+    concurrency: int,
+    warmup: float,
+    window: float,
+    rounds: int,
+    broker_pid: int | None,
+) -> dict[str, Load]:
+    """Warm every target up, then load them in turn, ``rounds`` times each, so a change in the
+    machine's background load hits all of them alike."""
+    timeout = aiohttp.ClientTimeout(total=30)
+    cap = 1_000_000
+    async with contextlib.AsyncExitStack() as stack:
+        sessions = {
+            t.name: await stack.enter_async_context(
+                aiohttp.ClientSession(
+                    connector=aiohttp.TCPConnector(limit=concurrency), timeout=timeout
+                )
+            )
+            for t in targets
+        }
+
+        async def run(target: Target, seconds: float) -> Load:
+            return await _window(
+                sessions[target.name],
+                target,
+                concurrency=concurrency,
+                seconds=seconds,
+                cap=cap,
+                broker_pid=broker_pid,
+            )
+
+        for target in targets:
+            await run(target, warmup)
+        totals: dict[str, Load] = {}
+        for _ in range(rounds):
+            for target in targets:
+                load = await run(target, window / rounds)
+                totals[target.name] = totals[target.name] + load if target.name in totals else load
+    return totals
 
 
 @contextlib.contextmanager
@@ -261,8 +343,9 @@ def _kafka_ceiling(bootstrap: str, topic: str, *, seconds: float, cap: int) -> t
 @click.command()
 @click.option("--bootstrap-servers", envvar="KAFKA_BOOTSTRAP_SERVERS", default="127.0.0.1:9092")
 @click.option("--concurrency", default=64, show_default=True, help="Requests in flight.")
-@click.option("--window", default=10.0, show_default=True, help="Seconds measured per target.")
-@click.option("--warmup", default=2.0, show_default=True, help="Seconds before measuring.")
+@click.option("--window", default=12.0, show_default=True, help="Seconds measured per target.")
+@click.option("--rounds", default=4, show_default=True, help="Turns the window is split into.")
+@click.option("--warmup", default=1.5, show_default=True, help="Seconds before measuring.")
 @click.option("--single", default=400, show_default=True, help="One-at-a-time requests.")
 @click.option("--quick", is_flag=True, help="Smoke run: short windows, few requests.")
 def main(
@@ -270,74 +353,72 @@ def main(
     bootstrap_servers: str,
     concurrency: int,
     window: float,
+    rounds: int,
     warmup: float,
     single: int,
     quick: bool,
 ) -> None:
     """Measure PUT /events throughput and latency beside the HTTP and Kafka ceilings."""
     if quick:
-        window, warmup, single = 2.0, 0.5, 50
-    cap = 500_000
+        window, rounds, warmup, single = 2.0, 2, 0.5, 50
     topic = f"bench-ingest-{uuid.uuid4().hex[:8]}"
     admin = AdminClient(admin_config(bootstrap_servers))
     ensure_topic(admin, TopicSpec(name=topic, partitions=PARTITIONS))
     settings = IngestSettings(bootstrap_servers=bootstrap_servers, topic=topic)
-    py = sys.executable
-    results: dict[str, Load] = {}
-    singles: dict[str, list[float]] = {}
+    broker = NativeBroker()
+    broker_pid = broker.running_pid() if broker.bootstrap == bootstrap_servers else None
     try:
-        for name, argv, port, ready, env in _targets(py, settings):
-            click.echo(f"{name}: starting", err=True)
-            with _server(name, argv, port, ready, env) as pid:
-                url = f"http://127.0.0.1:{port}/events"
-                results[name] = asyncio.run(
-                    _load(url, pid, concurrency=concurrency, warmup=warmup, window=window, cap=cap)
+        with contextlib.ExitStack() as stack:
+            targets = [
+                Target(name, f"http://127.0.0.1:{port}/events", stack.enter_context(server))
+                for name, port, server in _servers(sys.executable, settings)
+            ]
+            click.echo(f"loading {', '.join(t.name for t in targets)} in turn", err=True)
+            loads = asyncio.run(
+                _measure(
+                    targets,
+                    concurrency=concurrency,
+                    warmup=warmup,
+                    window=window,
+                    rounds=rounds,
+                    broker_pid=broker_pid,
                 )
-                singles[name] = asyncio.run(_single_client(url, requests=single))
-            click.echo(f"{name}: {results[name].rate:,.0f} req/s", err=True)
+            )
+            singles = {t.name: asyncio.run(_single_client(t.url, requests=single)) for t in targets}
         click.echo("kafka ceiling: producing", err=True)
         kafka_rate, kafka_failed = _kafka_ceiling(
-            bootstrap_servers, topic, seconds=window / 2, cap=cap
+            bootstrap_servers, topic, seconds=window / rounds, cap=1_000_000
         )
     finally:
         admin.delete_topics([topic], operation_timeout=30)
     report = _report(
-        results, singles, kafka_rate, kafka_failed, concurrency=concurrency, window=window
+        loads, singles, kafka_rate, kafka_failed, concurrency=concurrency, window=window
     )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(report)
     click.echo(report)
 
 
-def _targets(
+def _servers(
     py: str, settings: IngestSettings
-) -> Iterator[tuple[str, list[str], int, str, dict[str, str]]]:
+) -> Iterator[tuple[str, int, contextlib.AbstractContextManager[int]]]:
     port = _free_port()
-    yield (
-        "http ceiling",
-        [
-            *(py, "-m", "uvicorn", "benchmarks.bench_ingest:ceiling_app", "--factory"),
-            *("--port", str(port), "--no-access-log", "--log-level", "warning"),
-        ],
-        port,
-        "/healthz",
-        {_CEILING_ENV: json.dumps(settings.to_dict())},
-    )
+    ceiling = [
+        *(py, "-m", "uvicorn", "benchmarks.bench_ingest:ceiling_app", "--factory"),
+        *("--port", str(port), "--no-access-log", "--log-level", "warning"),
+    ]
+    env = {_CEILING_ENV: json.dumps(settings.to_dict())}
+    yield HTTP_CEILING, port, _server(HTTP_CEILING, ceiling, port, "/healthz", env)
     port = _free_port()
-    yield (
-        "ingest",
-        [
-            *(py, "-m", "ingest", "--port", str(port), "--log-level", "WARNING"),
-            *("--bootstrap-servers", settings.bootstrap_servers, "--topic", settings.topic),
-        ],
-        port,
-        "/readyz",
-        {},
-    )
+    ingest = [
+        *(py, "-m", "ingest", "--port", str(port), "--log-level", "WARNING"),
+        *("--bootstrap-servers", settings.bootstrap_servers, "--topic", settings.topic),
+    ]
+    yield INGEST, port, _server(INGEST, ingest, port, "/readyz", {})
 
 
 def _report(
-    results: dict[str, Load],
+    loads: dict[str, Load],
     singles: dict[str, list[float]],
     kafka_rate: float,
     kafka_failed: int,
@@ -345,7 +426,7 @@ def _report(
     concurrency: int,
     window: float,
 ) -> str:
-    http, ingest = results["http ceiling"], results["ingest"]
+    http, ingest = loads[HTTP_CEILING], loads[INGEST]
     lower = min(http.rate, kafka_rate)
     ratio = ingest.rate / lower
 
@@ -353,15 +434,16 @@ def _report(
         errors = ", ".join(f"{s}: {n}" for s, n in sorted(load.other.items())) or "0"
         return (
             f"| {name} | {load.rate:,.0f} | {load.percentile(50):.1f} | "
-            f"{load.percentile(99):.1f} | {errors} | {load.server_cpu:.2f} | "
-            f"{load.client_cpu:.2f} | {load.rate / lower:.0%} |"
+            f"{load.percentile(99):.1f} | {errors} | {load.per_second(load.server_cpu)} | "
+            f"{load.per_second(load.client_cpu)} | {load.per_second(load.broker_cpu)} | "
+            f"{load.rate / lower:.0%} |"
         )
 
-    def p50(name: str) -> float:
-        return statistics.median(singles[name]) * 1000
+    def single_ms(name: str, p: int) -> float:
+        return statistics.quantiles(singles[name], n=100, method="inclusive")[p - 1] * 1000
 
     verdict = "met" if ratio >= GOAL_RATIO else "not met"
-    single_verdict = "met" if p50("ingest") < GOAL_SINGLE_P50_MS else "not met"
+    single_verdict = "met" if single_ms(INGEST, 50) < GOAL_SINGLE_P50_MS else "not met"
     return f"""# ingest benchmark
 
 Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with `python -m benchmarks.bench_ingest` on
@@ -370,22 +452,23 @@ Python {platform.python_version()}, confluent-kafka {confluent_kafka.version()},
 {confluent_kafka.libversion()[0]}.
 
 `PUT /events` with a {PAYLOAD_BYTES}-byte payload over {USERS} users; {concurrency} requests in
-flight from one aiohttp client process; {window:g} s measured after a warm-up; each server is
-one uvicorn worker (uvloop, httptools). Client, server and broker share the machine. CPU columns
-are CPU-seconds per second of the window.
+flight from one aiohttp client process; {window:g} s measured per target, in turns alternating
+between the targets (so background load hits both alike), after a warm-up. Each server is one
+uvicorn worker (uvloop, httptools). Client, servers and broker share the machine. CPU columns
+are CPU-seconds per second of the target's windows (all threads of the process).
 
-| target | req/s | p50 ms | p99 ms | non-202 | server CPU (cores) | client CPU (cores) | vs lower ceiling |
-| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |
+| target | req/s | p50 ms | p99 ms | non-202 | server CPU | client CPU | broker CPU | vs lower ceiling |
+| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |
 {row("HTTP ceiling: same app, producer acknowledges at once", http)}
-| Kafka ceiling: bare producer loop, same producer settings | {kafka_rate:,.0f} | | | {kafka_failed} | | | {kafka_rate / lower:.0%} |
+| Kafka ceiling: bare producer loop, same producer settings | {kafka_rate:,.0f} | | | {kafka_failed} | | | | {kafka_rate / lower:.0%} |
 {row("**ingest** (acks=all from the local broker)", ingest)}
 
 Ingest reaches **{ratio:.0%}** of the lower ceiling (goal {GOAL_RATIO:.0%}: {verdict}).
 
-Single client, one request at a time: p50 **{p50("ingest"):.1f} ms** for ingest (goal < \
-{GOAL_SINGLE_P50_MS:g} ms: {single_verdict}), {p50("http ceiling"):.1f} ms for the HTTP ceiling;
-p99 {statistics.quantiles(singles["ingest"], n=100)[98] * 1000:.1f} ms for ingest.
-"""  # noqa: E501 - a markdown table row
+Single client, one request at a time ({len(singles[INGEST])} requests): ingest p50
+**{single_ms(INGEST, 50):.1f} ms** (goal < {GOAL_SINGLE_P50_MS:g} ms: {single_verdict}), p99
+{single_ms(INGEST, 99):.1f} ms; HTTP ceiling p50 {single_ms(HTTP_CEILING, 50):.1f} ms.
+"""  # noqa: E501 - markdown table rows
 
 
 if __name__ == "__main__":
