@@ -1,27 +1,17 @@
 """The whole system in the foreground, for ``just up``: ``docker compose up`` where a Docker
 engine answers, else honcho running the ``Procfile`` (without its kafka process when a broker
-already runs, so ``just kafka-up`` followed by ``just up`` shares one broker).
-
-How it stops: honcho starts each process in a session of its own and, on SIGINT or SIGTERM,
-sends SIGTERM to every process group, then SIGKILL to whatever is left 5 s after the first one
-exited; it returns once all have. The broker stops last (see ``foreground``). Its children are
-outside the terminal's process group, so they depend on honcho to stop them. honcho does not handle SIGHUP (the terminal closing): it
-would die at once and orphan the broker and services. Here SIGHUP is turned into SIGTERM, with
-output sent to /dev/null first, since honcho's "SIGTERM received" line to a gone terminal would
-fail inside its signal handler before it stopped anything. If honcho is SIGKILLed, its children
-survive: ``just down`` stops the broker (its pid file), the others need ``kill``.
+already runs, so ``just kafka-up`` followed by ``just up`` shares one broker). How the native
+stack stops is told in ``procfile`` (honcho) and ``foreground`` (the broker stops last).
 """
 
 from __future__ import annotations
 
 import os
 import re
-import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Literal
 
 from localkafka import docker
@@ -45,8 +35,8 @@ class StackPlan:
 
     runner: Literal["compose", "honcho"]
     """``compose``: Docker runs everything; ``honcho``: native processes from the Procfile."""
-    args: tuple[str, ...]
-    """Arguments of ``docker`` or ``honcho``."""
+    command: tuple[str, ...]
+    """compose: the ``docker`` command line; honcho: the Procfile processes to start."""
     summary: str
     """One line for the operator: what runs, and why this way."""
 
@@ -62,7 +52,6 @@ def plan_stack(
     broker_pid: int | None,
     broker_answers: bool,
     bootstrap: str,
-    procfile: Path,
     processes: Sequence[str],
     compose_file: Path,
 ) -> StackPlan:
@@ -75,22 +64,21 @@ def plan_stack(
     if broker_pid is None and docker_answers:
         return StackPlan(
             runner="compose",
-            args=("compose", "-f", str(compose_file), "up", "--build"),
+            command=("docker", "compose", "-f", str(compose_file), "up", "--build"),
             summary="a Docker engine answers: running the stack with docker compose",
         )
-    start = ["start", "--procfile", str(procfile), "--app-root", str(procfile.parent)]
     if broker_pid is not None or broker_answers:
         running = f"pid {broker_pid}" if broker_pid is not None else "not started by us"
-        others = [name for name in processes if name != KAFKA_PROCESS]
+        others = tuple(name for name in processes if name != KAFKA_PROCESS)
         return StackPlan(
             runner="honcho",
-            args=(*start, *others),
+            command=others,
             summary=f"kafka already runs on {bootstrap} ({running}): using it, starting "
             f"{', '.join(others)}; Ctrl-C leaves that broker running",
         )
     return StackPlan(
         runner="honcho",
-        args=tuple(start),
+        command=tuple(processes),
         summary=f"starting {', '.join(processes)} (kafka on {bootstrap}); Ctrl-C stops all",
     )
 
@@ -108,29 +96,12 @@ def run_stack(broker: NativeBroker, *, native: bool, procfile: Path = PROCFILE) 
         broker_pid=pid,
         broker_answers=pid is None and not answers_docker and broker_answers(broker.bootstrap),
         bootstrap=broker.bootstrap,
-        procfile=procfile,
         processes=procfile_processes(procfile.read_text()),
         compose_file=docker.COMPOSE_FILE,
     )
     print(f"up: {plan.summary}", flush=True)
     if plan.runner == "compose":
-        os.execvp("docker", ["docker", *plan.args])  # noqa: S606 - compose replaces this process
-    _run_honcho(plan.args)
+        os.execvp(plan.command[0], plan.command)  # noqa: S606 - compose replaces this process
+    from localkafka.procfile import run_procfile  # noqa: PLC0415 - honcho is a dev dependency
 
-
-def _run_honcho(args: Sequence[str]) -> None:
-    # The Procfile's commands (python, ingest, dispatcher) come from this interpreter's venv,
-    # also when `just` was started without it on PATH.
-    venv_bin = str(Path(sys.executable).parent)
-    os.environ["PATH"] = os.pathsep.join([venv_bin, os.environ.get("PATH", "")])
-    signal.signal(signal.SIGHUP, _hangup_as_terminate)
-    from honcho.command import main as honcho_main  # noqa: PLC0415 - dev-only dependency
-
-    honcho_main(list(args))  # exits with honcho's return code
-
-
-def _hangup_as_terminate(signum: int, frame: FrameType | None) -> None:
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.dup2(devnull, sys.stderr.fileno())
-    os.kill(os.getpid(), signal.SIGTERM)
+    sys.exit(run_procfile(procfile, plan.command))

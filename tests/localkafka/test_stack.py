@@ -15,7 +15,6 @@ def _plan(*, docker: bool, pid: int | None, answers: bool) -> StackPlan:
         broker_pid=pid,
         broker_answers=answers,
         bootstrap="127.0.0.1:9092",
-        procfile=Path("/repo/Procfile"),
         processes=PROCESSES,
         compose_file=Path("/repo/docker-compose.yaml"),
     )
@@ -24,29 +23,28 @@ def _plan(*, docker: bool, pid: int | None, answers: bool) -> StackPlan:
 def test_no_broker_and_no_docker_runs_the_whole_procfile() -> None:
     plan = _plan(docker=False, pid=None, answers=False)
     assert plan.runner == "honcho"
-    assert plan.args == ("start", "--procfile", "/repo/Procfile", "--app-root", "/repo")
+    assert plan.command == tuple(PROCESSES)
     assert "starting kafka, ingest, dispatcher-a, dispatcher-b" in plan.summary
 
 
 def test_a_running_native_broker_is_used_not_started_again() -> None:
     plan = _plan(docker=True, pid=4242, answers=False)
     assert plan.runner == "honcho"
-    assert plan.args[-3:] == ("ingest", "dispatcher-a", "dispatcher-b")
-    assert "kafka" not in plan.args
+    assert plan.command == ("ingest", "dispatcher-a", "dispatcher-b")
     assert "pid 4242" in plan.summary
 
 
 def test_a_broker_that_answers_but_is_not_ours_is_used_too() -> None:
     plan = _plan(docker=False, pid=None, answers=True)
     assert plan.runner == "honcho"
-    assert "kafka" not in plan.args
+    assert "kafka" not in plan.command
     assert "not started by us" in plan.summary
 
 
 def test_docker_runs_compose_in_the_foreground() -> None:
     plan = _plan(docker=True, pid=None, answers=False)
     assert plan.runner == "compose"
-    assert plan.args == ("compose", "-f", "/repo/docker-compose.yaml", "up", "--build")
+    assert plan.command == ("docker", "compose", "-f", "/repo/docker-compose.yaml", "up", "--build")
 
 
 def test_procfile_processes_skip_comments_and_keep_order() -> None:

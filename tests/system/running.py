@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import shlex
 import signal
 import socket
 import subprocess
@@ -97,15 +98,22 @@ class JustUp:
 
 
 @contextmanager
-def just_up(*args: str, env: dict[str, str], log_path: Path) -> Iterator[JustUp]:
+def just_up(
+    *args: str, env: dict[str, str], log_path: Path, piped_through: str | None = None
+) -> Iterator[JustUp]:
     """Start ``just up ARGS`` from the repository root; kill whatever it left if the test fails.
 
-    The clean-up SIGKILLs every process found below it, so a failing test leaves no broker or
-    service running; a passing test has already stopped it and proven nothing survived.
+    ``piped_through``: a command its output goes through, as in ``just up | tee up.log``; the
+    job is then that shell pipeline. The clean-up SIGKILLs every process found below it, so a
+    failing test leaves no broker or service running; a passing test has already stopped it
+    and proven nothing survived.
     """
+    argv = [str(JUST), "up", *args]
+    if piped_through is not None:
+        argv = ["bash", "-c", f"{shlex.join(argv)} 2>&1 | {piped_through}"]
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [str(JUST), "up", *args],
+            argv,
             cwd=ROOT,
             env=env,
             stdout=log,

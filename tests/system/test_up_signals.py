@@ -64,8 +64,29 @@ def test_ctrl_c_stops_every_process(tmp_path: Path, env: dict[str, str]) -> None
         assert wait_until_gone(tree, 5) == []
     log = up.log()
     assert "SIGINT received" in log
-    assert "quick.1 stopped" in log
-    assert "shell.1 stopped" in log
+    assert "quick stopped" in log
+    assert "shell stopped" in log
+
+
+def test_ctrl_c_stops_every_process_when_up_is_piped_into_tee(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    # tee dies of the same SIGINT, so honcho's own output then has no reader (EPIPE).
+    procfile = _procfile(tmp_path, SLEEPERS)
+    with just_up(
+        "--native",
+        "--procfile",
+        str(procfile),
+        env=env,
+        log_path=tmp_path / "up.log",
+        piped_through="tee",
+    ) as up:
+        tree = _started(up, sleepers=2)
+
+        up.ctrl_c()
+
+        up.wait(30)
+        assert wait_until_gone(tree, 5) == []
 
 
 def test_kill_reaches_a_process_that_ignores_sigterm(tmp_path: Path, env: dict[str, str]) -> None:
@@ -80,7 +101,7 @@ def test_kill_reaches_a_process_that_ignores_sigterm(tmp_path: Path, env: dict[s
 
         assert up.wait(30) == 143
         assert wait_until_gone(tree, 5) == []
-    assert "sending SIGKILL to stubborn.1" in up.log()
+    assert "sending SIGKILL to stubborn" in up.log()
 
 
 def test_closing_the_terminal_stops_every_process(tmp_path: Path, env: dict[str, str]) -> None:
