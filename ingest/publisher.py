@@ -139,12 +139,13 @@ class EventPublisher:
 
     def _record_failures(self, count: int, example: Unavailable, event: Event) -> None:
         # One warning per spell of failures, not one per event: while Kafka is away every
-        # request fails the same way.
+        # request fails the same way. user_id is the client's text: quoted, so it cannot
+        # forge a log line.
         level = logging.DEBUG if self._failures_in_spell else logging.WARNING
         log.log(
             level,
             "events not acknowledged; answering 503 until Kafka acknowledges again "
-            "count=%d reason=%s id=%s user=%s detail=%s",
+            "count=%d reason=%s id=%s user=%r detail=%s",
             count,
             example.reason,
             event.id,
