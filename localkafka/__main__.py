@@ -20,7 +20,8 @@ from localkafka.stack import PROCFILE, run_stack
 
 def _broker() -> NativeBroker:
     port = int(os.environ.get("KAFKA_PORT", "9092"))
-    return NativeBroker(port=port, controller_port=port + 1)
+    controller = int(os.environ.get("KAFKA_CONTROLLER_PORT", str(port + 1)))
+    return NativeBroker(port=port, controller_port=controller)
 
 
 @click.group()

@@ -33,7 +33,12 @@ def _localkafka(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[
 @pytest.fixture
 def isolated_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     port = free_port()
-    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state"), "KAFKA_PORT": str(port)}
+    env = {
+        **os.environ,
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+        "KAFKA_PORT": str(port),
+        "KAFKA_CONTROLLER_PORT": str(free_port()),
+    }
     yield env
     _localkafka(env, "down")
 
