@@ -1,5 +1,6 @@
 """A local single-node Kafka for development, tests and CI: Docker if an engine answers, else
-native from Maven Central's jars. ``python -m localkafka up|down|status|clean``."""
+native from Maven Central's jars. ``python -m localkafka up|down|status|clean|run|wait``;
+``python -m localkafka stack`` runs the whole system around it (``just up``)."""
 
 from localkafka.broker import NativeBroker, kafka_version
 from localkafka.exceptions import BrokerError, MissingPrerequisiteError
