@@ -18,8 +18,8 @@ bare client's, measured in the same run. A rate is (deliveries - 1) over the tim
 to the last arrival at the sink; a run ends at its event count or its time window, whichever
 comes first. It is a benchmark, not a test: nothing here judges the numbers.
 
-    python -m benchmarks.bench_dispatch            # full: about 4 minutes
-    python -m benchmarks.bench_dispatch --quick    # smoke: tiny numbers, well under a minute
+    python -m benchmarks.bench_dispatch            # full: about 3 minutes
+    python -m benchmarks.bench_dispatch --quick    # smoke: tiny numbers, about 20 seconds
 """
 
 from __future__ import annotations
@@ -126,22 +126,20 @@ class Plan:
         return max(self.concurrencies)
 
 
-FULL = {
-    "events": 20_000,
-    "users": 1000,
-    "concurrencies": (1, 16, 64, 256),
-    "window": 12.0,
-    "destinations": 200,
-    "batch": 20,
-}
-QUICK = {
-    "events": 400,
-    "users": 100,
-    "concurrencies": (1, 256),
-    "window": 3.0,
-    "destinations": 10,
-    "batch": 10,
-}
+@dataclass(frozen=True, slots=True)
+class Sizes:
+    """The sizes of a plan that ``--quick`` shrinks (each has its own option too)."""
+
+    events: int
+    users: int
+    concurrencies: tuple[int, ...]
+    window: float
+    destinations: int
+    batch: int
+
+
+FULL = Sizes(20_000, 1000, (1, 16, 64, 256), window=12.0, destinations=200, batch=20)
+QUICK = Sizes(400, 100, (1, 256), window=3.0, destinations=10, batch=10)
 
 
 # -- what was measured -------------------------------------------------------------------------
@@ -488,11 +486,12 @@ class Child:
                 times = self._view.cpu_times()
                 memory = self._view.memory_info()
                 self.threads = self._view.num_threads()
-                loop_cpu = _main_thread_cpu(self._view) if per_thread else 0.0
+                scheduled = _main_thread_schedstat(self.process.pid) if per_thread else (0.0, 0.0)
+                if scheduled is None:  # not Linux: CPU from psutil, waiting unknown
+                    scheduled = (_main_thread_cpu(self._view), 0.0)
         except psutil.Error:
             return
-        loop_wait = _runqueue_wait(self.process.pid) if per_thread else 0.0
-        self.counters = Counters(times.user + times.system, loop_cpu, loop_wait)
+        self.counters = Counters(times.user + times.system, *scheduled)
         self.rss = memory.rss
         self.peak_rss = max(self.peak_rss, memory.rss)
 
@@ -521,12 +520,13 @@ def _main_thread_cpu(view: psutil.Process) -> float:
     return main.user_time + main.system_time
 
 
-def _runqueue_wait(pid: int) -> float:
-    """Seconds the main thread of ``pid`` has waited on a run queue (0 where unknown)."""
+def _main_thread_schedstat(pid: int) -> tuple[float, float] | None:
+    """Seconds the main thread of ``pid`` ran, and waited on a run queue (Linux only)."""
     try:  # "<ns on cpu> <ns waiting on a runqueue> <timeslices>"
-        return int(Path(f"/proc/{pid}/task/{pid}/schedstat").read_text().split()[1]) / 1e9
-    except (OSError, IndexError, ValueError):
-        return 0.0
+        ran, waited, _ = Path(f"/proc/{pid}/task/{pid}/schedstat").read_text().split()
+        return int(ran) / 1e9, int(waited) / 1e9
+    except (OSError, ValueError):
+        return None
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -1205,26 +1205,49 @@ def _profile_section(profile: ProfileSummary) -> str:
 # -- command line ------------------------------------------------------------------------------
 
 
+def _sizes_help(what: str, full: object, quick: object) -> str:
+    def shown(value: object) -> str:
+        return " ".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+    return f"{what} [{shown(full)}; --quick: {shown(quick)}]"
+
+
 @click.group(invoke_without_command=True)
 @click.option("--quick", is_flag=True, help="Tiny numbers: a smoke run of the whole harness.")
-@click.option("--events", type=click.IntRange(min=10), help="Events pre-loaded [20000; quick 400].")
-@click.option("--users", type=click.IntRange(min=1), help="Users they belong to [1000; quick 100].")
+@click.option(
+    "--events",
+    type=click.IntRange(min=10),
+    help=_sizes_help("Events pre-loaded.", FULL.events, QUICK.events),
+)
+@click.option(
+    "--users",
+    type=click.IntRange(min=1),
+    help=_sizes_help("Users they belong to.", FULL.users, QUICK.users),
+)
 @click.option(
     "--concurrency",
     "concurrencies",
     type=click.IntRange(min=1),
     multiple=True,
-    help="Concurrency to measure, repeatable [1 16 64 256; quick 1 256].",
+    help=_sizes_help(
+        "Concurrency to measure, repeatable.", FULL.concurrencies, QUICK.concurrencies
+    ),
 )
 @click.option(
-    "--window", type=click.FloatRange(min=0.5), help="Longest run, seconds [15; quick 3]."
+    "--window",
+    type=click.FloatRange(min=0.5),
+    help=_sizes_help("Longest run, seconds.", FULL.window, QUICK.window),
 )
 @click.option(
     "--destinations",
     type=click.IntRange(min=1),
-    help="Destinations in one process [200; quick 10].",
+    help=_sizes_help("Destinations in one process.", FULL.destinations, QUICK.destinations),
 )
-@click.option("--batch", type=click.IntRange(min=1), help="Events each delivers [100; quick 10].")
+@click.option(
+    "--batch",
+    type=click.IntRange(min=1),
+    help=_sizes_help("Events each of them delivers.", FULL.batch, QUICK.batch),
+)
 @click.option("--profile/--no-profile", default=True, show_default=True)
 @click.option(
     "--results-dir",
@@ -1255,21 +1278,18 @@ def main(  # noqa: PLR0917 - click passes every option by position
     """Measure the dispatcher's deliveries/s against a bare aiohttp client; write a table."""
     if ctx.invoked_subcommand is not None:
         return
-    given = {
-        "events": events,
-        "users": users,
-        "concurrencies": tuple(sorted(set(concurrencies))) or None,
-        "window": window,
-        "destinations": destinations,
-        "batch": batch,
-    }
-    defaults = QUICK if quick else FULL
+    sizes = QUICK if quick else FULL
     plan = Plan(
         bootstrap=bootstrap_servers,
-        results_dir=results_dir,
+        events=sizes.events if events is None else events,
+        users=sizes.users if users is None else users,
+        concurrencies=tuple(sorted(set(concurrencies))) or sizes.concurrencies,
+        window=sizes.window if window is None else window,
+        destinations=sizes.destinations if destinations is None else destinations,
+        batch=sizes.batch if batch is None else batch,
         profile=profile,
+        results_dir=results_dir,
         mode="quick" if quick else "full",
-        **{key: defaults[key] if value is None else value for key, value in given.items()},  # type: ignore[arg-type]
     )
     started = time.monotonic()
     report = run_benchmark(plan)
