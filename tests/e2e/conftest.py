@@ -93,6 +93,25 @@ class Stack:
         with ThreadPoolExecutor(max_workers=min(users, 20)) as pool:
             return dict(pool.map(one_user, range(users)))
 
+    def send_batches(self, users: int, per_user: int) -> dict[str, list[str]]:
+        """Pre-load events through ``POST /events/batch``; returns ids per user in order."""
+        assert self.ingest is not None
+        events = [
+            {"user_id": f"user-{u}", "payload": f"user-{u}#{i}"}
+            for i in range(per_user)
+            for u in range(users)
+        ]
+        sent: dict[str, list[str]] = {f"user-{u}": [] for u in range(users)}
+        with httpx.Client(timeout=30) as client:
+            for start in range(0, len(events), 1000):
+                chunk = events[start : start + 1000]
+                response = client.post(f"{self.ingest.url}/events/batch", json=chunk)
+                assert response.status_code == 202, response.text
+                for event, result in zip(chunk, response.json()["results"], strict=True):
+                    assert result["status"] == "accepted", result
+                    sent[event["user_id"]].append(result["id"])
+        return sent
+
     def read_topic(self, topic: str, expected: int, timeout: float = 30.0) -> list[Any]:
         """Every record of ``topic`` (from the start) once ``expected`` have arrived."""
         consumer = Consumer(consumer_config(self.bootstrap, f"{self.group_prefix}.reader"))

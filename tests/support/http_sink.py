@@ -2,8 +2,12 @@
 
 Routes (POST): ``/ok`` (204), ``/fail`` (500), ``/fail-first`` (500 for the first request of
 each event id, then 204), ``/hang`` (answers after a minute), ``/latency/<ms>`` (204 after
-``ms`` milliseconds), ``/status/<code>``. Runs in a thread with its own event loop, so tests in
-any style can use it; ``python -m tests.support.http_sink --port N`` runs it standalone.
+``ms`` milliseconds), ``/status/<code>``, ``/fail-user/<user_id>`` (500 for that user's events,
+204 for everyone else's). It also tracks requests in flight: the peak overall, and any user
+that ever had two at once (which per-user ordering forbids).
+
+Runs in a thread with its own event loop, so tests in any style can use it;
+``python -m tests.support.http_sink --port N`` runs it standalone.
 """
 
 from __future__ import annotations
@@ -43,6 +47,12 @@ class HttpSink:
         self._record = record
         self._received: list[Received] = []
         self._seen_ids: set[tuple[str, str]] = set()
+        self._in_flight: dict[str, int] = {}
+        self._in_flight_total = 0
+        self.peak_in_flight = 0
+        """The most requests this sink was answering at once."""
+        self.overlapping_users: set[str] = set()
+        """Users that had two requests in flight at the same time (on any route)."""
         self._changed = threading.Condition()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -115,13 +125,30 @@ class HttpSink:
         route = "/" + request.match_info["route"]
         body: dict[str, Any] = json.loads(await request.read() or b"{}")
         event_id = str(body.get("id", ""))
+        user_id = str(body.get("user_id", ""))
+        with self._changed:
+            self._in_flight_total += 1
+            self.peak_in_flight = max(self.peak_in_flight, self._in_flight_total)
+            self._in_flight[user_id] = self._in_flight.get(user_id, 0) + 1
+            if self._in_flight[user_id] > 1:
+                self.overlapping_users.add(user_id)
+        try:
+            return await self._record_and_answer(route, event_id, user_id, body, request)
+        finally:
+            with self._changed:
+                self._in_flight_total -= 1
+                self._in_flight[user_id] -= 1
+
+    async def _record_and_answer(
+        self, route: str, event_id: str, user_id: str, body: dict[str, Any], request: web.Request
+    ) -> web.Response:
         if self._record:
             with self._changed:
                 self._received.append(
                     Received(
                         route=route,
                         event_id=event_id,
-                        user_id=str(body.get("user_id", "")),
+                        user_id=user_id,
                         payload=str(body.get("payload", "")),
                         received_at_ms=int(body.get("received_at_ms", 0)),
                         arrived=time.monotonic(),
@@ -129,9 +156,9 @@ class HttpSink:
                     )
                 )
                 self._changed.notify_all()
-        return await self._answer(route, event_id)
+        return await self._answer(route, event_id, user_id)
 
-    async def _answer(self, route: str, event_id: str) -> web.Response:  # noqa: PLR0911
+    async def _answer(self, route: str, event_id: str, user_id: str) -> web.Response:  # noqa: PLR0911
         if route == "/ok":
             return web.Response(status=204)
         if route == "/fail":
@@ -147,6 +174,9 @@ class HttpSink:
         if route.startswith("/latency/"):
             await asyncio.sleep(int(route.rsplit("/", 1)[1]) / 1000)
             return web.Response(status=204)
+        if route.startswith("/fail-user/"):
+            failing = route.removeprefix("/fail-user/")
+            return web.Response(status=500 if user_id == failing else 204)
         if route.startswith("/status/"):
             return web.Response(status=int(route.rsplit("/", 1)[1]))
         return web.Response(status=404, text=f"no route {route}")
