@@ -50,10 +50,10 @@ import httpx
 import psutil
 import yaml
 from aiohttp import web
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from eventlog.clients import admin_config, producer_config
+from eventlog.clients import admin_config, consumer_config, producer_config
 from eventlog.record import Event, encode
 from eventlog.topics import TopicSpec, ensure_topic
 
@@ -82,6 +82,8 @@ SINK_LIFETIME = 1800.0
 """The sink exits by itself after this long, should the benchmark die without stopping it."""
 MANY_DEADLINE = 60.0
 """Seconds the many-destination dispatcher has to start and deliver every batch."""
+IDLE_WINDOW = 3.0
+"""Seconds the many-destination dispatcher is watched idling afterwards."""
 PROFILE_TOP_LINES = 150
 
 BARE = "bare aiohttp"
@@ -210,12 +212,16 @@ class ManyDestinations:
     arrivals: int
     """Requests the sink answered; above ``destinations * batch`` when attempts that timed
     out were retried."""
+    dead_lettered: int
+    """Records in the dead-letter topic once the process stopped."""
     seconds: float
     """From starting the process until every batch was delivered (or the deadline)."""
     rss: int
     """RSS when every destination had delivered its batch (or at the deadline)."""
     peak_rss: int
     threads: int
+    idle: Counters
+    """CPU seconds per second once every batch was delivered: the cost of idle consumers."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,18 +264,26 @@ def latency_of(path: str) -> float:
     return 0.0
 
 
+def is_tagged(path: str) -> bool:
+    """Whether ``path`` names a tag (``/latency/<ms>/<tag>``): one of many destinations."""
+    return path.count("/") >= 3
+
+
 class CountingSink:
-    """Answers every POST with 204 after the latency its path names, counting each answer."""
+    """Answers every POST with 204 after the latency its path names, counting each answer;
+    for tagged paths also the distinct event ids, so retried attempts do not count twice."""
 
     def __init__(self) -> None:
         self.count = 0
         self.first = 0.0
         self.last = 0.0
         self.paths: Counter[str] = Counter()
+        self.ids: defaultdict[str, set[str]] = defaultdict(set)
 
     def clear(self) -> None:
         self.count, self.first, self.last = 0, 0.0, 0.0
         self.paths.clear()
+        self.ids.clear()
 
     def application(self) -> web.Application:
         app = web.Application(client_max_size=1 << 20)
@@ -279,7 +293,9 @@ class CountingSink:
         return app
 
     async def receive(self, request: web.Request) -> web.Response:
-        await request.read()
+        body = await request.read()
+        if is_tagged(request.path):
+            self.ids[request.path].add(str(json.loads(body).get("id")))
         if delay := latency_of(request.path):
             await asyncio.sleep(delay)
         now = time.monotonic()
@@ -291,8 +307,15 @@ class CountingSink:
         return web.Response(status=204)
 
     async def stats(self, _: web.Request) -> web.Response:
+        distinct = {path: len(ids) for path, ids in self.ids.items()}
         return web.json_response(
-            {"count": self.count, "first": self.first, "last": self.last, "paths": self.paths}
+            {
+                "count": self.count,
+                "first": self.first,
+                "last": self.last,
+                "paths": self.paths,
+                "distinct": distinct,
+            }
         )
 
     async def reset(self, _: web.Request) -> web.Response:
@@ -320,6 +343,9 @@ class SinkStats:
     first: float
     last: float
     paths: dict[str, int]
+    """Arrivals per path."""
+    distinct: dict[str, int]
+    """Distinct event ids per tagged path."""
 
     @property
     def seconds(self) -> float:
@@ -338,7 +364,9 @@ class SinkClient:
 
     def stats(self) -> SinkStats:
         body = self._http.get("/stats").raise_for_status().json()
-        return SinkStats(body["count"], body["first"], body["last"], body["paths"])
+        return SinkStats(
+            body["count"], body["first"], body["last"], body["paths"], body["distinct"]
+        )
 
     def reset(self) -> None:
         self._http.delete("/stats").raise_for_status()
@@ -441,6 +469,20 @@ def preload(bootstrap: str, topic: str, *, events: int, users: int) -> None:
             f"pre-loading {topic}: {unsent} unsent, {len(failures)} failed"
             + (f" (first: {failures[0].str()})" if failures else "")
         )
+
+
+def count_records(bootstrap: str, topic: str) -> int:
+    """Records in ``topic`` (its partitions' high watermarks added up; 0 if it is missing)."""
+    consumer = Consumer(consumer_config(bootstrap, "bench-dispatch.watermarks"))
+    try:
+        found = consumer.list_topics(topic, timeout=10).topics.get(topic)
+        partitions = found.partitions if found is not None and found.error is None else {}
+        return sum(
+            consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in partitions
+        )
+    finally:
+        consumer.close()
 
 
 def delete_quietly(admin: AdminClient, topics: list[str], groups: list[str]) -> None:
@@ -710,39 +752,51 @@ class Bench:
     def many_destinations(self) -> ManyDestinations:
         """One process, ``plan.destinations`` http destinations (manifest defaults), each
         delivering the same small pre-loaded batch."""
-        plan = self.plan
+        plan, sink = self.plan, self.sink[1]
         topic = self.fresh_topic("batch", events=plan.batch, users=min(plan.users, plan.batch))
         tags = [f"d{number:03d}" for number in range(plan.destinations)]
-        sink = self.sink[1]
         manifest = self._manifest(
             "many", topic, [http_destination(tag, sink.url(0, tag)) for tag in tags]
         )
+        paths = [f"/latency/0/{tag}" for tag in tags]
         sink.reset()
-        started = time.monotonic()
+        started, complete, stats = time.monotonic(), 0, sink.stats()
         with self._child("dispatcher-many", self._dispatcher_argv(manifest)) as client:
-            complete, arrivals = 0, 0
             while time.monotonic() - started < MANY_DEADLINE and client.running():
                 time.sleep(0.25)
                 client.sample(per_thread=False)
                 stats = sink.stats()
-                arrivals = stats.count
-                complete = sum(
-                    stats.paths.get(f"/latency/0/{tag}", 0) >= plan.batch for tag in tags
-                )
-                if complete == len(tags):
+                complete = sum(stats.distinct.get(path, 0) >= plan.batch for path in paths)
+                if complete == len(paths):
                     break
             seconds = time.monotonic() - started
-            client.sample(per_thread=False)
-            return ManyDestinations(
-                destinations=plan.destinations,
-                batch=plan.batch,
-                complete=complete,
-                arrivals=arrivals,
-                seconds=seconds,
-                rss=client.rss,
-                peak_rss=client.peak_rss,
-                threads=client.threads,
+            client.sample()
+            rss, idle = client.rss, self._idle_cpu(client)
+        if complete < len(paths):
+            click.echo(
+                f"    only {complete} complete; dispatcher log:\n{client.log_tail(1500)}", err=True
             )
+        return ManyDestinations(
+            destinations=plan.destinations,
+            batch=plan.batch,
+            complete=complete,
+            arrivals=stats.count,
+            dead_lettered=count_records(plan.bootstrap, f"{topic}.dead-letter"),
+            seconds=seconds,
+            rss=rss,
+            peak_rss=client.peak_rss,
+            threads=client.threads,
+            idle=idle,
+        )
+
+    @staticmethod
+    def _idle_cpu(client: Child) -> Counters:
+        """CPU per second of ``client`` while nothing is left to deliver."""
+        before, started = client.counters, time.monotonic()
+        time.sleep(IDLE_WINDOW)
+        client.sample()
+        used, wall = client.counters - before, time.monotonic() - started
+        return Counters(used.cpu / wall, used.loop_cpu / wall, used.loop_wait / wall)
 
     def _measure(self, client: Child, label: str, latency_ms: int, concurrency: int) -> Run:
         click.echo(f"  {label} latency={latency_ms}ms concurrency={concurrency} ...", err=True)
@@ -1153,6 +1207,7 @@ def _many_table(many: ManyDestinations, runs: list[Run]) -> str:
         str(many.destinations),
         f"{many.complete} of {many.destinations}",
         f"{many.arrivals:,} of {many.destinations * many.batch:,}",
+        f"{many.dead_lettered:,}",
         f"{many.seconds:.1f}",
         f"{many.rss / mib:.0f}",
         f"{many.peak_rss / mib:.0f}",
@@ -1160,6 +1215,8 @@ def _many_table(many: ManyDestinations, runs: list[Run]) -> str:
         f"{extra / mib:.2f}",
         str(many.threads),
         f"{many.threads / many.destinations:.1f}",
+        f"{100 * many.idle.cpu:.0f}",
+        f"{100 * many.idle.loop_cpu:.0f}",
         under,
     ]
     return "\n".join(
@@ -1169,14 +1226,17 @@ def _many_table(many: ManyDestinations, runs: list[Run]) -> str:
             "Each an http destination with the default concurrency, max_buffered and"
             " max_connections (attempt timeout 5 s, 2 retries), each delivering the same"
             f" {many.batch}-event batch to the 0 ms sink; RSS and threads read once every batch"
-            " had arrived (all consuming). Sink arrivals above the batch total are attempts that"
-            " timed out and were retried. 'Per extra destination' is over the smallest"
-            " one-destination dispatcher above.",
+            " had arrived (all consuming), or at the deadline. 'Delivered whole batch' counts"
+            " distinct event ids at the sink; arrivals above the batch total are attempts that"
+            " timed out in the dispatcher and were retried; dead letters are events it gave up"
+            " on. 'Per extra destination' is over the smallest one-destination dispatcher above."
+            f" Idle CPU is over {IDLE_WINDOW:g} s afterwards, with nothing left to deliver.",
             "",
-            "| destinations | delivered whole batch | sink arrivals | seconds to all delivered"
-            " | RSS MiB | peak RSS MiB | RSS per destination MiB | RSS per extra destination MiB"
-            " | threads | threads per destination | under 1 GiB |",
-            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+            "| destinations | delivered whole batch | sink arrivals | dead-lettered"
+            " | seconds to all delivered | RSS MiB | peak RSS MiB | RSS per destination MiB"
+            " | RSS per extra destination MiB | threads | threads per destination"
+            " | idle CPU % | idle loop CPU % | under 1 GiB |",
+            "|" + " ---: |" * 13 + " --- |",
             "| " + " | ".join(cells) + " |",
         ]
     )
