@@ -439,6 +439,12 @@ def _report(
             f"{load.rate / lower:.0%} |"
         )
 
+    def cpu_per_request(load: Load) -> str:
+        parts = [("server", load.server_cpu), ("client", load.client_cpu)]
+        if load.broker_cpu is not None:
+            parts.append(("broker", load.broker_cpu))
+        return " + ".join(f"{who} {cpu / load.accepted * 1e6:.0f}" for who, cpu in parts)
+
     def single_ms(name: str, p: int) -> float:
         return statistics.quantiles(singles[name], n=100, method="inclusive")[p - 1] * 1000
 
@@ -464,6 +470,10 @@ are CPU-seconds per second of the target's windows (all threads of the process).
 {row("**ingest** (acks=all from the local broker)", ingest)}
 
 Ingest reaches **{ratio:.0%}** of the lower ceiling (goal {GOAL_RATIO:.0%}: {verdict}).
+
+CPU per accepted request, in µs: HTTP ceiling {cpu_per_request(http)}; ingest
+{cpu_per_request(ingest)}. With both cores shared by client, server, broker and whatever else
+runs, these (not the network) bound the rates.
 
 Single client, one request at a time ({len(singles[INGEST])} requests): ingest p50
 **{single_ms(INGEST, 50):.1f} ms** (goal < {GOAL_SINGLE_P50_MS:g} ms: {single_verdict}), p99
