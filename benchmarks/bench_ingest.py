@@ -390,7 +390,9 @@ def main(
             bootstrap_servers, topic, seconds=window / rounds, cap=1_000_000
         )
     finally:
-        admin.delete_topics([topic], operation_timeout=30)
+        # Wait for it: an unsent request dies with the process and the topic stays behind.
+        for deleted in admin.delete_topics([topic], operation_timeout=30).values():
+            deleted.result(30)
     report = _report(
         loads, singles, kafka_rate, kafka_failed, concurrency=concurrency, window=window
     )
