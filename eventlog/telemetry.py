@@ -47,6 +47,8 @@ def configure_tracing(default_service_name: str) -> bool:
     names = [n for n in names if n and n != "none"]
     if not names:
         return False
+    if isinstance(trace.get_tracer_provider(), TracerProvider):
+        return True  # already configured in this process
     service = os.environ.get("OTEL_SERVICE_NAME") or default_service_name
     provider = TracerProvider(resource=Resource.create({"service.name": service}))
     for name in names:

@@ -14,6 +14,9 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
+from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
 
 from eventlog.clients import admin_config, producer_config
 from eventlog.exceptions import EventDeliveryError
@@ -99,6 +102,7 @@ def create_app(settings: IngestSettings, *, producer: EventProducer | None = Non
 
     app = Litestar(
         route_handlers=routes(RouteContext(settings, publisher, slots, readiness, watch)),
+        plugins=_tracing_plugins(),
         exception_handlers=exception_handlers(stats),
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(
@@ -112,6 +116,18 @@ def create_app(settings: IngestSettings, *, producer: EventProducer | None = Non
     )
     app.state.stats = stats
     return app
+
+
+def _tracing_plugins() -> list[OpenTelemetryPlugin]:
+    # A server span per request, only when an SDK tracer provider is installed: with tracing
+    # off, requests should not pay for the ASGI instrumentation at all.
+    if not isinstance(trace.get_tracer_provider(), TracerProvider):
+        return []
+    config = OpenTelemetryConfig(
+        exclude=["/healthz", "/readyz", "/metrics", "/schema"],
+        exclude_spans=["receive", "send"],
+    )
+    return [OpenTelemetryPlugin(config)]
 
 
 async def _ensure_topic_until_done(settings: IngestSettings, readiness: Readiness) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
@@ -13,7 +14,9 @@ import click
 import uvicorn
 from litestar import Litestar
 
+from eventlog.exceptions import EventDeliveryError
 from eventlog.logs import configure_logging
+from eventlog.telemetry import configure_metrics, configure_tracing, shutdown_tracing
 from ingest.app import create_app
 from ingest.exceptions import SettingsError
 from ingest.settings import IngestSettings
@@ -131,6 +134,10 @@ def main(
     except SettingsError as exc:
         raise click.UsageError(str(exc)) from None
     configure_logging(log_level)
+    try:
+        configure_tracing("ingest")  # fail here, with a usage error, on a bad OTEL_* setting
+    except EventDeliveryError as exc:
+        raise click.UsageError(str(exc)) from None
     os.environ[_SETTINGS_ENV] = json.dumps(settings.to_dict())
     os.environ[_LOG_LEVEL_ENV] = log_level
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal again for the
@@ -157,6 +164,10 @@ def main(
 def app_from_environment() -> Litestar:
     """The app of one server process, from the settings ``main`` put in the environment."""
     configure_logging(os.environ.get(_LOG_LEVEL_ENV, "INFO"))
+    # Per server process: exporters run threads, which must start in the process using them.
+    if configure_tracing("ingest"):
+        atexit.register(shutdown_tracing)
+    configure_metrics()
     return create_app(IngestSettings(**json.loads(os.environ[_SETTINGS_ENV])))
 
 

@@ -41,21 +41,29 @@ def problem_type(kind: str) -> str:
     return f"urn:event-delivery:problem:{kind}"
 
 
+def _rejection_reason(exc: HTTPException) -> str:
+    if isinstance(exc, ValidationException):
+        return "invalid-request"
+    if exc.status_code == HTTPStatus.REQUEST_ENTITY_TOO_LARGE:
+        return "body-too-large"
+    return f"http-{exc.status_code}"
+
+
 def exception_handlers(stats: IngestStats) -> ExceptionHandlersMap:
     """Litestar exception handlers answering every error with problem details."""
 
     def invalid_request(_: Request[Any, Any, Any], exc: InvalidRequest) -> Response[Any]:
-        stats.requests_rejected += 1
+        stats.rejected(exc.kind)
         return _problem(exc.kind, exc.detail, errors=exc.errors)
 
     def unsupported_media_type(
         _: Request[Any, Any, Any], exc: UnsupportedMediaType
     ) -> Response[Any]:
-        stats.requests_rejected += 1
+        stats.rejected("unsupported-media-type")
         return _problem("unsupported-media-type", str(exc))
 
     def unavailable(_: Request[Any, Any, Any], exc: Unavailable) -> Response[Any]:
-        stats.requests_unavailable += 1
+        stats.unavailable(exc.reason)
         return _problem(
             "unavailable",
             exc.detail,
@@ -67,11 +75,11 @@ def exception_handlers(stats: IngestStats) -> ExceptionHandlersMap:
         if exc.detail == _CLIENT_WENT_AWAY:
             # Litestar's way of saying the client hung up mid-body: no bug, and no one to answer.
             log.info("client disconnected before sending its whole body path=%s", request.url.path)
-            stats.requests_rejected += 1
+            stats.rejected("client-disconnected")
             return _problem("malformed-json", "the body ended early: the client disconnected")
         if exc.status_code >= 500:
             return unexpected(request, exc)
-        stats.requests_rejected += 1
+        stats.rejected(_rejection_reason(exc))
         if isinstance(exc, ValidationException):
             return _problem(
                 "invalid-request",

@@ -9,15 +9,19 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from confluent_kafka import Producer
+from opentelemetry import trace
 
+from eventlog import semconv
 from eventlog.producer import Delivered, ProduceError, ProducerQueueFull
 from eventlog.record import Event, Headers, encode
+from eventlog.telemetry import inject_context
 from ingest.exceptions import Unavailable
 from ingest.stats import IngestStats
 
 __all__ = ["EventProducer", "EventPublisher"]
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer("ingest")
 
 
 class EventProducer(Protocol):
@@ -66,12 +70,9 @@ class EventPublisher:
     async def publish(self, event: Event) -> Delivered:
         """Write one event; return where Kafka stored it, or raise ``Unavailable``."""
         self._refuse_if_stopping()
-        key, value, headers = encode(event)
         try:
             async with asyncio.timeout(self._ack_timeout):
-                delivered = await self._producer.produce(
-                    self._topic, key=key, value=value, headers=headers
-                )
+                delivered = await self._produce(event)
         except (TimeoutError, ProduceError) as exc:
             unavailable = self._unavailable(exc)
             self._record_failures(1, unavailable, event)
@@ -117,7 +118,26 @@ class EventPublisher:
 
     async def _produce(self, event: Event) -> Delivered:
         key, value, headers = encode(event)
-        return await self._producer.produce(self._topic, key=key, value=value, headers=headers)
+        with tracer.start_as_current_span(
+            f"send {self._topic}",
+            kind=trace.SpanKind.PRODUCER,
+            attributes={
+                semconv.MESSAGING_SYSTEM: semconv.KAFKA,
+                semconv.MESSAGING_DESTINATION: self._topic,
+                semconv.MESSAGING_OPERATION_TYPE: "send",
+                semconv.MESSAGING_KAFKA_KEY: event.user_id,
+                semconv.MESSAGING_MESSAGE_ID: event.id,
+            },
+        ) as span:
+            # The record carries this span's context: consumers continue the same trace.
+            inject_context(headers)
+            delivered = await self._producer.produce(
+                self._topic, key=key, value=value, headers=headers
+            )
+            if span.is_recording():
+                span.set_attribute(semconv.MESSAGING_PARTITION, str(delivered.partition))
+                span.set_attribute(semconv.MESSAGING_KAFKA_OFFSET, delivered.offset)
+        return delivered
 
     def _refuse_if_stopping(self) -> None:
         if self._stopping:
@@ -153,10 +173,10 @@ class EventPublisher:
             example.detail,
         )
         self._failures_in_spell += count
-        self._stats.events_unacknowledged += count
+        self._stats.unacknowledged(count)
 
     def _record_successes(self, count: int) -> None:
-        self._stats.events_accepted += count
+        self._stats.accepted(count)
         if self._failures_in_spell:
             log.info(
                 "kafka acknowledges events again unacknowledged_meanwhile=%d",

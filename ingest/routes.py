@@ -8,6 +8,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import prometheus_client
 from litestar import Request, Response, get, post, put
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
@@ -107,6 +108,12 @@ def routes(ctx: RouteContext) -> list[HTTPRouteHandler]:
         failed = sum(r.status == "failed" for r in results)
         return BatchAccepted(accepted=len(results) - failed, failed=failed, results=results)
 
+    async def metrics() -> Response[bytes]:
+        """Prometheus metrics of this process."""
+        return Response(
+            prometheus_client.generate_latest(), media_type=prometheus_client.CONTENT_TYPE_LATEST
+        )
+
     async def healthz() -> Response[Health]:
         """The process is alive (and its Kafka producer still usable)."""
         if ctx.watch.fatal is not None:
@@ -153,6 +160,7 @@ def routes(ctx: RouteContext) -> list[HTTPRouteHandler]:
         )(post_batch),
         get("/healthz", summary="Liveness", tags=["operations"])(healthz),
         get("/readyz", summary="Readiness", tags=["operations"])(readyz),
+        get("/metrics", summary="Prometheus metrics", tags=["operations"])(metrics),
     ]
 
 
