@@ -40,9 +40,9 @@ class Stack:
     def dead_letter_topic(self) -> str:
         return f"{self.topic}.dead-letter"
 
-    def start_ingest(self) -> Service:
+    def start_ingest(self, *, env: dict[str, str] | None = None) -> Service:
         self.ingest = start_ingest(
-            self.bootstrap, self.topic, self.workdir, partitions=self.partitions
+            self.bootstrap, self.topic, self.workdir, partitions=self.partitions, env=env
         )
         self.services.append(self.ingest)
         return self.ingest
@@ -62,8 +62,10 @@ class Stack:
             defaults=base,
         )
 
-    def start_dispatcher(self, *manifests: Path) -> Service:
-        service = start_dispatcher(list(manifests), self.workdir)
+    def start_dispatcher(
+        self, *manifests: Path, env: dict[str, str] | None = None, args: list[str] | None = None
+    ) -> Service:
+        service = start_dispatcher(list(manifests), self.workdir, env=env, extra_args=args)
         self.services.append(service)
         return service
 
