@@ -84,6 +84,8 @@ MANY_DEADLINE = 60.0
 """Seconds the many-destination dispatcher has to start and deliver every batch."""
 IDLE_WINDOW = 3.0
 """Seconds the many-destination dispatcher is watched idling afterwards."""
+QUIET_TIMEOUT = 15.0
+"""Longest wait for the sink to go quiet before idle CPU is measured anyway."""
 PROFILE_TOP_LINES = 150
 
 BARE = "bare aiohttp"
@@ -327,7 +329,7 @@ async def serve_sink(port: int, port_file: Path, lifetime: float) -> None:
     """Serve a ``CountingSink`` for ``lifetime`` seconds; the bound port goes to ``port_file``."""
     runner = web.AppRunner(CountingSink().application(), access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port, backlog=2048).start()
+    await web.TCPSite(runner, "127.0.0.1", port, backlog=4096).start()
     bound = runner.addresses[0][1]
     port_file.with_suffix(".tmp").write_text(str(bound))
     port_file.with_suffix(".tmp").rename(port_file)  # the reader never sees half a number
@@ -789,9 +791,16 @@ class Bench:
             idle=idle,
         )
 
-    @staticmethod
-    def _idle_cpu(client: Child) -> Counters:
-        """CPU per second of ``client`` while nothing is left to deliver."""
+    def _idle_cpu(self, client: Child) -> Counters:
+        """CPU per second of ``client`` once nothing arrives at the sink any more (retries of
+        timed-out attempts may still be running when every batch is complete)."""
+        quiet_since, seen = time.monotonic(), self.sink[1].stats().count
+        deadline = quiet_since + QUIET_TIMEOUT
+        while time.monotonic() - quiet_since < 1.0 and time.monotonic() < deadline:
+            time.sleep(POLL_INTERVAL)
+            if (count := self.sink[1].stats().count) != seen:
+                quiet_since, seen = time.monotonic(), count
+        client.sample()
         before, started = client.counters, time.monotonic()
         time.sleep(IDLE_WINDOW)
         client.sample()
