@@ -43,6 +43,13 @@ manifest_option = click.option(
     help="Seconds in-flight deliveries may take to finish at shutdown.",
 )
 @click.option(
+    "--commit-interval",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(0.01),
+    help="Seconds between commits of finished offsets (also committed on shutdown/rebalance).",
+)
+@click.option(
     "--metrics-port",
     type=int,
     default=None,
@@ -60,6 +67,7 @@ def cli(  # noqa: PLR0917 - click passes options positionally
     manifest_paths: tuple[Path, ...],
     check: bool,
     drain_timeout: float,
+    commit_interval: float,
     metrics_port: int | None,
     log_level: str,
 ) -> None:
@@ -87,7 +95,7 @@ def cli(  # noqa: PLR0917 - click passes options positionally
     if metrics_port is not None:
         prometheus_client.start_http_server(metrics_port)
         log.info("metrics on http://0.0.0.0:%d/metrics", metrics_port)
-    settings = DispatcherSettings(drain_timeout=drain_timeout)
+    settings = DispatcherSettings(drain_timeout=drain_timeout, commit_interval=commit_interval)
     try:
         _run_until_signalled(manifests, settings)
     finally:

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +36,7 @@ from eventlog.clients import consumer_config
 from eventlog.exceptions import RecordFormatError
 from eventlog.record import Event, Headers, decode
 from eventlog.telemetry import extract_context
+from eventlog.threads import run_in_daemon_thread
 
 __all__ = ["DestinationWorker", "WorkerStats"]
 
@@ -183,11 +185,13 @@ class DestinationWorker:
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
-        self._commit(asynchronous=False)
+        # Both calls wait on the broker; if it is gone they must not hold the process. What
+        # is not committed is redelivered after a restart.
+        await self._bounded(lambda: self._commit(asynchronous=False), "final commit")
         # Forget everything here, on the loop thread: close() runs the revoke callback on
         # the closing thread, which then finds nothing left to touch.
         self._abandon(set(self._partitions))
-        await asyncio.to_thread(consumer.close)
+        await self._bounded(consumer.close, "consumer close")
         await self._destination.close()
         log.info(
             "closed destination=%s delivered=%d dead_lettered=%d attempts=%d commits=%d",
@@ -197,6 +201,17 @@ class DestinationWorker:
             self.stats.attempts,
             self.stats.commits,
         )
+
+    async def _bounded(self, call: Callable[[], object], what: str) -> None:
+        try:
+            async with asyncio.timeout(self._drain_timeout):
+                await run_in_daemon_thread(call, name=f"{what}:{self.name}")
+        except TimeoutError:
+            log.warning(
+                "kafka did not answer in time destination=%s step=%r timeout=%.1fs; "
+                "uncommitted events are redelivered after restart",
+                self.name, what, self._drain_timeout,
+            )  # fmt: skip
 
     # -- fetching ----------------------------------------------------------------------
 

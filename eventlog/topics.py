@@ -86,13 +86,16 @@ def _compare(admin: AdminClient, spec: TopicSpec, timeout: float) -> TopicState:
         try:
             metadata = admin.list_topics(spec.name, timeout=timeout).topics[spec.name]
             entries = admin.describe_configs([resource])[resource].result(timeout=timeout)
-            break
         except KafkaException as exc:
             # A topic created a moment ago may not have reached every metadata cache yet.
             if exc.args[0].name() == "UNKNOWN_TOPIC_OR_PART" and time.monotonic() < deadline:
                 time.sleep(0.1)
                 continue
             raise TopicError(f"cannot describe topic {spec.name!r}: {exc.args[0].str()}") from exc
+        # Another process may have just created it: its partitions appear a moment later.
+        if metadata.partitions or time.monotonic() >= deadline:
+            break
+        time.sleep(0.1)
     partitions = len(metadata.partitions)
     retention = int(entries["retention.ms"].value)
     differences: list[str] = []

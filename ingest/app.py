@@ -6,9 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
-from collections.abc import AsyncIterator, Callable
-from typing import TypeVar
+from collections.abc import AsyncIterator
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
@@ -21,6 +19,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from eventlog.clients import admin_config, producer_config
 from eventlog.exceptions import EventDeliveryError
 from eventlog.producer import AsyncProducer
+from eventlog.threads import run_in_daemon_thread
 from eventlog.topics import ensure_topic
 from ingest.backpressure import RequestSlots
 from ingest.problems import exception_handlers
@@ -33,8 +32,6 @@ from ingest.stats import IngestStats
 __all__ = ["create_app"]
 
 log = logging.getLogger("ingest")
-
-T = TypeVar("T")
 
 _TOPIC_ATTEMPT_TIMEOUT = 5.0
 _TOPIC_RETRY_MAX_DELAY = 5.0
@@ -139,7 +136,7 @@ async def _ensure_topic_until_done(settings: IngestSettings, readiness: Readines
     attempt = 1
     while True:
         try:
-            state = await _in_daemon_thread(
+            state = await run_in_daemon_thread(
                 lambda: ensure_topic(admin, settings.topic_spec, timeout=_TOPIC_ATTEMPT_TIMEOUT)
             )
         except (EventDeliveryError, KafkaException, TimeoutError) as exc:
@@ -165,28 +162,3 @@ async def _ensure_topic_until_done(settings: IngestSettings, readiness: Readines
             state.retention_ms,
         )
         return
-
-
-async def _in_daemon_thread(call: Callable[[], T]) -> T:
-    """``call()`` off the event loop. Unlike ``asyncio.to_thread``, a call still waiting on an
-    unreachable cluster does not hold up the process's exit at shutdown."""
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[T] = loop.create_future()
-
-    def settle(outcome: Callable[[], None]) -> None:
-        if not future.done():
-            outcome()
-
-    def run() -> None:
-        try:
-            result = call()
-        except Exception as exc:  # handed to the awaiting coroutine
-            error = exc
-            with contextlib.suppress(RuntimeError):  # the loop is already closed
-                loop.call_soon_threadsafe(settle, lambda: future.set_exception(error))
-        else:
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(settle, lambda: future.set_result(result))
-
-    threading.Thread(target=run, name="ingest-ensure-topic", daemon=True).start()
-    return await future

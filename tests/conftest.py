@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from confluent_kafka.admin import AdminClient
@@ -14,7 +15,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from eventlog.clients import admin_config
 from eventlog.topics import TopicSpec, ensure_topic
-from tests.kafka_fixtures import kafka_for_tests
+from localkafka import NativeBroker
+from tests.kafka_fixtures import kafka_for_tests, throwaway_broker
 
 
 @pytest.fixture(scope="session")
@@ -22,6 +24,13 @@ def kafka_bootstrap() -> Iterator[str]:
     """Bootstrap address of a real broker for this test session."""
     with kafka_for_tests() as bootstrap:
         yield bootstrap
+
+
+@pytest.fixture(name="throwaway_broker")
+def throwaway_broker_fixture(tmp_path: Path) -> Iterator[NativeBroker]:
+    """A broker of this test's own, to stop or kill (the session's broker must keep running)."""
+    with throwaway_broker(tmp_path / "kafka") as broker:
+        yield broker
 
 
 @pytest.fixture(scope="session")

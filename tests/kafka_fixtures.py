@@ -13,7 +13,7 @@ from pathlib import Path
 from localkafka import NativeBroker, wait_until_ready
 from localkafka.docker import engine_answers
 
-__all__ = ["kafka_for_tests"]
+__all__ = ["free_port", "kafka_for_tests", "start_broker", "throwaway_broker"]
 
 # Kafka 3.9 in KRaft mode; testcontainers' Kafka module knows Confluent's images.
 CONTAINER_IMAGE = "confluentinc/cp-kafka:7.9.0"
@@ -43,12 +43,28 @@ def kafka_for_tests() -> Iterator[str]:
         broker = NativeBroker(
             port=free_port(), controller_port=free_port(), state_dir=Path(state), heap="512m"
         )
-        process = broker.start()
+        start_broker(broker)
         try:
-            if not wait_until_ready(
-                broker.bootstrap, still_starting=lambda: process.poll() is None
-            ):
-                raise RuntimeError(f"test broker did not start:\n{broker.tail_log()}")
             yield broker.bootstrap
         finally:
             broker.stop(timeout=20)
+
+
+def start_broker(broker: NativeBroker) -> None:
+    """Start ``broker`` and wait until it serves clients."""
+    process = broker.start()
+    if not wait_until_ready(broker.bootstrap, still_starting=lambda: process.poll() is None):
+        raise RuntimeError(f"test broker did not start:\n{broker.tail_log()}")
+
+
+@contextmanager
+def throwaway_broker(state_dir: Path) -> Iterator[NativeBroker]:
+    """A native broker of one test's own, for tests that stop or kill it."""
+    broker = NativeBroker(
+        port=free_port(), controller_port=free_port(), state_dir=state_dir, heap="384m"
+    )
+    start_broker(broker)
+    try:
+        yield broker
+    finally:
+        broker.stop(timeout=20)

@@ -5,17 +5,15 @@ again once it is back, without restarting ingest."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from eventlog.record import decode
 from ingest import IngestSettings, create_app
-from localkafka import NativeBroker, wait_until_ready
+from localkafka import NativeBroker
 from tests.ingest.conftest import end_offsets, read_topic, running, wait_ready
 from tests.ingest.waiting import until_async
-from tests.kafka_fixtures import free_port
+from tests.kafka_fixtures import start_broker
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -23,25 +21,10 @@ ACK_TIMEOUT = 2.0
 EVENT = {"user_id": "dora", "payload": "p"}
 
 
-def _start(broker: NativeBroker) -> None:
-    process = broker.start()
-    if not wait_until_ready(broker.bootstrap, still_starting=lambda: process.poll() is None):
-        raise AssertionError(f"throwaway broker did not start:\n{broker.tail_log()}")
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[NativeBroker]:
-    own = NativeBroker(
-        port=free_port(), controller_port=free_port(), state_dir=tmp_path / "kafka", heap="384m"
-    )
-    _start(own)
-    try:
-        yield own
-    finally:
-        own.stop(timeout=20)
-
-
-async def test_503_while_kafka_is_away_and_202_once_it_is_back(broker: NativeBroker) -> None:
+async def test_503_while_kafka_is_away_and_202_once_it_is_back(
+    throwaway_broker: NativeBroker,
+) -> None:
+    broker = throwaway_broker
     settings = IngestSettings(
         bootstrap_servers=broker.bootstrap,
         topic="events",
@@ -67,7 +50,7 @@ async def test_503_while_kafka_is_away_and_202_once_it_is_back(broker: NativeBro
         assert (await client.get("/readyz")).status_code == 503
         assert (await client.get("/healthz")).status_code == 200
 
-        await asyncio.to_thread(_start, broker)
+        await asyncio.to_thread(start_broker, broker)
         accepted: list[str] = []
 
         async def accepted_again() -> bool:
