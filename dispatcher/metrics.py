@@ -6,7 +6,7 @@ Without ``configure_metrics()`` the API's no-op meter makes every call here near
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
@@ -30,14 +30,16 @@ class DeliveryMetrics:
         self._retries = meter.create_counter(
             "delivery_retries", unit="{retry}", description="Retries scheduled by destination."
         )
-        self._in_flight = meter.create_up_down_counter(
-            "delivery_in_flight", unit="{event}",
+        self._in_flight_readers: dict[str, Callable[[], int]] = {}
+        meter.create_observable_gauge(
+            "delivery_in_flight", callbacks=[self._observe_in_flight], unit="{event}",
             description="Events being delivered (including their retries) by destination.",
         )  # fmt: skip
         self._latency = meter.create_histogram(
             "delivery_latency", unit="s",
             description="From ingest's receive time to the destination's acceptance.",
         )  # fmt: skip
+        self._label_cache: dict[tuple[str, str, str], dict[str, str]] = {}
         self._lag_lock = threading.Lock()
         self._lag: dict[tuple[str, int], int] = {}
         meter.create_observable_gauge(
@@ -46,22 +48,28 @@ class DeliveryMetrics:
         )  # fmt: skip
 
     def attempted(self, destination: str, outcome: str) -> None:
-        self._attempts.add(1, {"destination": destination, "outcome": outcome})
+        self._attempts.add(1, self._labels(destination, "outcome", outcome))
 
     def retried(self, destination: str) -> None:
         self._retries.add(1, {"destination": destination})
 
-    def started(self, destination: str) -> None:
-        self._in_flight.add(1, {"destination": destination})
-
-    def stopped(self, destination: str) -> None:
-        """An event left flight: finished, or abandoned at shutdown or revocation."""
-        self._in_flight.add(-1, {"destination": destination})
+    def watch_in_flight(self, destination: str, read: Callable[[], int]) -> None:
+        """Report ``read()`` as ``destination``'s events in flight, read at scrape time (so
+        the hot path pays nothing for it)."""
+        self._in_flight_readers[destination] = read
 
     def finished(self, destination: str, result: str, latency: float | None) -> None:
-        self._events.add(1, {"destination": destination, "result": result})
+        self._events.add(1, self._labels(destination, "result", result))
         if latency is not None:
             self._latency.record(latency, {"destination": destination})
+
+    def _labels(self, destination: str, key: str, value: str) -> dict[str, str]:
+        # The same few label sets recur for every event: build each once.
+        labels = self._label_cache.get((destination, key, value))
+        if labels is None:
+            labels = {"destination": destination, key: value}
+            self._label_cache[destination, key, value] = labels
+        return labels
 
     def set_lag(self, destination: str, lags: dict[int, int]) -> None:
         """Replace ``destination``'s per-partition lag (called from the event loop)."""
@@ -70,6 +78,12 @@ class DeliveryMetrics:
                 del self._lag[key]
             for partition, lag in lags.items():
                 self._lag[destination, partition] = lag
+
+    def _observe_in_flight(self, _options: CallbackOptions) -> Iterable[Observation]:
+        return [
+            Observation(read(), {"destination": destination})
+            for destination, read in list(self._in_flight_readers.items())
+        ]
 
     def _observe_lag(self, _options: CallbackOptions) -> Iterable[Observation]:
         # Runs on the scraping thread: read a snapshot, never the worker's own state.

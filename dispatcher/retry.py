@@ -68,17 +68,24 @@ def next_backoff(
     return wait
 
 
-def tenacity_wait(policy: RetryPolicy) -> Callable[[tenacity.RetryCallState], float]:
-    """A tenacity ``wait`` that applies ``next_backoff`` and honours ``retry_after``."""
+def tenacity_wait(
+    policy: RetryPolicy, *, attempts_before: int = 0
+) -> Callable[[tenacity.RetryCallState], float]:
+    """A tenacity ``wait`` that applies ``next_backoff`` and honours ``retry_after``.
+
+    ``attempts_before``: attempts made before tenacity took over (its attempt 1 is really
+    attempt ``attempts_before + 1``).
+    """
 
     def wait(state: tenacity.RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome is not None else None
         retry_after = error.retry_after if isinstance(error, RetryableDeliveryError) else None
-        return next_backoff(attempt=state.attempt_number, policy=policy, retry_after=retry_after)
+        attempt = attempts_before + state.attempt_number
+        return next_backoff(attempt=attempt, policy=policy, retry_after=retry_after)
 
     return wait
 
 
-def tenacity_stop(policy: RetryPolicy) -> tenacity.stop.stop_base:
-    """A tenacity ``stop`` after ``policy.max_attempts`` attempts."""
-    return tenacity.stop_after_attempt(policy.max_attempts)
+def tenacity_stop(policy: RetryPolicy, *, attempts_before: int = 0) -> tenacity.stop.stop_base:
+    """A tenacity ``stop`` once ``policy.max_attempts`` attempts were made in all."""
+    return tenacity.stop_after_attempt(policy.max_attempts - attempts_before)

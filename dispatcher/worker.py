@@ -14,7 +14,6 @@ periodically and on revocation and shutdown: at-least-once, never past an unfini
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -35,7 +34,7 @@ from eventlog import semconv
 from eventlog.clients import consumer_config
 from eventlog.exceptions import RecordFormatError
 from eventlog.record import Event, Headers, decode
-from eventlog.telemetry import extract_context
+from eventlog.telemetry import extract_context, tracing_enabled
 from eventlog.threads import run_in_daemon_thread
 
 __all__ = ["DestinationWorker", "WorkerStats"]
@@ -114,6 +113,8 @@ class DestinationWorker:
         self._commit_interval = commit_interval
         self._drain_timeout = drain_timeout
         self._metrics = metrics or DeliveryMetrics()
+        self._metrics.watch_in_flight(self.name, lambda: self._scheduler.in_flight)
+        self._traced = tracing_enabled()
         self._config = consumer_config(
             bootstrap_servers,
             self.group_id,
@@ -159,9 +160,9 @@ class DestinationWorker:
             room = self._spec.max_buffered - self._scheduler.buffered
             messages = consumer.consume(num_messages=max(1, min(FETCH_BATCH, room)), timeout=0)
             if not messages:
-                # Nothing fetched: yield to deliveries, sleeping a little longer each time.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=idle)
+                # Nothing fetched: yield to deliveries, sleeping a little longer each time (a
+                # plain sleep: hundreds of idle destinations poll this way).
+                await asyncio.sleep(idle)
                 idle = min(idle * 2, IDLE_SLEEP_MAX)
                 continue
             idle = IDLE_SLEEP_MIN
@@ -280,6 +281,9 @@ class DestinationWorker:
         self._finish(key, pending)
 
     async def _deliver_or_dead_letter(self, pending: _Pending) -> None:
+        if not self._traced:  # no span machinery at all when nobody collects spans
+            await self._deliver_or_dead_letter_traced(pending)
+            return
         with tracer.start_as_current_span(
             f"process {self._topic}",
             context=extract_context(pending.headers),
@@ -288,11 +292,7 @@ class DestinationWorker:
         ) as span:
             if span.get_span_context().trace_flags.sampled:
                 pending.trace = span.get_span_context()
-            self._metrics.started(self.name)
-            try:
-                result = await self._deliver_or_dead_letter_traced(pending)
-            finally:
-                self._metrics.stopped(self.name)
+            result = await self._deliver_or_dead_letter_traced(pending)
             span.set_attribute(semconv.DELIVERY_OUTCOME, result)
 
     def _span_attributes(self, pending: _Pending) -> dict[str, str | int]:
@@ -326,6 +326,7 @@ class DestinationWorker:
                 attempt_timeout=self._spec.timeout,
                 policy=self._spec.retry,
                 metrics=self._metrics,
+                traced=self._traced,
             )
         self.stats.attempts += outcome.attempts
         if outcome.delivered:
@@ -348,13 +349,14 @@ class DestinationWorker:
                 headers=pending.headers,
             )
         )
-        trace.get_current_span().add_event(
-            "dead-lettered",
-            {
-                semconv.MESSAGING_DESTINATION: letter.topic,
-                semconv.MESSAGING_KAFKA_OFFSET: letter.offset,
-            },
-        )
+        if self._traced:
+            trace.get_current_span().add_event(
+                "dead-lettered",
+                {
+                    semconv.MESSAGING_DESTINATION: letter.topic,
+                    semconv.MESSAGING_KAFKA_OFFSET: letter.offset,
+                },
+            )
         self.stats.dead_lettered += 1
         self._metrics.finished(self.name, "dead_lettered", None)
         return "dead_lettered"

@@ -32,6 +32,7 @@ __all__ = [
     "extract_context",
     "inject_context",
     "shutdown_tracing",
+    "tracing_enabled",
 ]
 
 TRACE_HEADERS = ("traceparent", "tracestate")
@@ -47,7 +48,7 @@ def configure_tracing(default_service_name: str) -> bool:
     names = [n for n in names if n and n != "none"]
     if not names:
         return False
-    if isinstance(trace.get_tracer_provider(), TracerProvider):
+    if tracing_enabled():
         return True  # already configured in this process
     service = os.environ.get("OTEL_SERVICE_NAME") or default_service_name
     provider = TracerProvider(resource=Resource.create({"service.name": service}))
@@ -55,6 +56,11 @@ def configure_tracing(default_service_name: str) -> bool:
         provider.add_span_processor(BatchSpanProcessor(_exporter(name)))
     trace.set_tracer_provider(provider)
     return True
+
+
+def tracing_enabled() -> bool:
+    """Whether spans are collected in this process (an SDK tracer provider is installed)."""
+    return isinstance(trace.get_tracer_provider(), TracerProvider)
 
 
 def shutdown_tracing() -> None:

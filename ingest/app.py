@@ -13,12 +13,11 @@ from confluent_kafka.admin import AdminClient
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
-from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
 
 from eventlog.clients import admin_config, producer_config
 from eventlog.exceptions import EventDeliveryError
 from eventlog.producer import AsyncProducer
+from eventlog.telemetry import tracing_enabled
 from eventlog.threads import run_in_daemon_thread
 from eventlog.topics import ensure_topic
 from ingest.backpressure import RequestSlots
@@ -118,7 +117,7 @@ def create_app(settings: IngestSettings, *, producer: EventProducer | None = Non
 def _tracing_plugins() -> list[OpenTelemetryPlugin]:
     # A server span per request, only when an SDK tracer provider is installed: with tracing
     # off, requests should not pay for the ASGI instrumentation at all.
-    if not isinstance(trace.get_tracer_provider(), TracerProvider):
+    if not tracing_enabled():
         return []
     config = OpenTelemetryConfig(
         exclude=["/healthz", "/readyz", "/metrics", "/schema"],

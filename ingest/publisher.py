@@ -14,7 +14,7 @@ from opentelemetry import trace
 from eventlog import semconv
 from eventlog.producer import Delivered, ProduceError, ProducerQueueFull
 from eventlog.record import Event, Headers, encode
-from eventlog.telemetry import inject_context
+from eventlog.telemetry import inject_context, tracing_enabled
 from ingest.exceptions import Unavailable
 from ingest.stats import IngestStats
 
@@ -62,6 +62,7 @@ class EventPublisher:
         self._on_success = on_success
         self._stopping = False
         self._failures_in_spell = 0
+        self._traced = tracing_enabled()
 
     def stop_accepting(self) -> None:
         """From now on every publish is refused (shutdown has begun)."""
@@ -118,6 +119,8 @@ class EventPublisher:
 
     async def _produce(self, event: Event) -> Delivered:
         key, value, headers = encode(event)
+        if not self._traced:
+            return await self._producer.produce(self._topic, key=key, value=value, headers=headers)
         with tracer.start_as_current_span(
             f"send {self._topic}",
             kind=trace.SpanKind.PRODUCER,

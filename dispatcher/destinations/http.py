@@ -16,6 +16,8 @@ from opentelemetry import propagate, trace
 from dispatcher.destinations.base import DestinationType
 from dispatcher.exceptions import PermanentDeliveryError, RetryableDeliveryError
 from eventlog.record import Event
+from eventlog.semconv import HTTP_RESPONSE_STATUS
+from eventlog.telemetry import tracing_enabled
 
 __all__ = ["TYPE", "HttpDestination", "HttpOptions"]
 
@@ -61,13 +63,16 @@ class HttpDestination:
             raise_for_status=False,
         )
         self._encoder = msgspec.json.Encoder()
+        self._traced = tracing_enabled()
 
     async def send(self, event: Event) -> None:
         body = self._encoder.encode(
             HttpPayload(event.id, event.user_id, event.payload, event.received_at_ms)
         )
-        headers = dict(self._headers)
-        propagate.inject(headers)  # the destination can join the event's trace
+        headers = self._headers
+        if self._traced:
+            headers = dict(headers)
+            propagate.inject(headers)  # the destination can join the event's trace
         try:
             async with self._session.post(
                 self._url, data=body, headers=headers, allow_redirects=False
@@ -77,7 +82,8 @@ class HttpDestination:
                 await response.read()
         except (aiohttp.ClientError, OSError) as exc:
             raise RetryableDeliveryError(f"{type(exc).__name__}: {exc}") from exc
-        trace.get_current_span().set_attribute("http.response.status_code", status)
+        if self._traced:
+            trace.get_current_span().set_attribute(HTTP_RESPONSE_STATUS, status)
         if 200 <= status < 300:
             return
         if status in RETRYABLE_STATUS or status >= 500:
