@@ -14,6 +14,7 @@ periodically and on revocation and shutdown: at-least-once, never past an unfini
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -115,6 +116,7 @@ class DestinationWorker:
         self._metrics = metrics or DeliveryMetrics()
         self._metrics.watch_in_flight(self.name, lambda: self._scheduler.in_flight)
         self._traced = tracing_enabled()
+        self._starts_at_earliest = manifest.start_from == "earliest"
         self._config = consumer_config(
             bootstrap_servers,
             self.group_id,
@@ -378,21 +380,42 @@ class DestinationWorker:
         while not stop.is_set():
             await asyncio.sleep(self._commit_interval)
             self._commit(asynchronous=True)
-            self._report_lag()
+            await self._report_lag()
 
-    def _report_lag(self) -> None:
+    async def _report_lag(self) -> None:
+        """Per partition: events on the topic not finished here yet (high watermark minus the
+        first unfinished offset, or minus the group's committed offset before any fetch)."""
         consumer = self._consumer
         if consumer is None:
             return
+        unknown = [
+            TopicPartition(self._topic, p)
+            for p, state in self._partitions.items()
+            if state.offsets.committable() is None and state.committed is None
+        ]
+        if unknown:
+            with contextlib.suppress(TimeoutError, KafkaException):
+                async with asyncio.timeout(5):
+                    found = await run_in_daemon_thread(
+                        lambda: consumer.committed(unknown, timeout=5)
+                    )
+                for tp in found:
+                    state = self._partitions.get(tp.partition)
+                    if state is not None and state.committed is None and tp.offset >= 0:
+                        state.committed = tp.offset
         lags: dict[int, int] = {}
         for partition, state in self._partitions.items():
-            # The cached high watermark comes with every fetch response: no extra request.
-            _low, high = consumer.get_watermark_offsets(
+            # Cached watermarks come with every fetch response: no extra request.
+            low, high = consumer.get_watermark_offsets(
                 TopicPartition(self._topic, partition), cached=True
             )
-            position = state.offsets.committable() or state.committed
-            if high >= 0 and position is not None:
-                lags[partition] = max(0, high - position)
+            unfinished = state.offsets.committable()
+            if unfinished is None:
+                unfinished = state.committed
+            if unfinished is None:  # the group never committed here
+                unfinished = low if self._starts_at_earliest else high
+            if high >= 0 and unfinished >= 0:
+                lags[partition] = max(0, high - unfinished)
         self._metrics.set_lag(self.name, lags)
 
     def _commit(self, *, asynchronous: bool, only: set[int] | None = None) -> None:

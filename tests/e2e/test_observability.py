@@ -185,8 +185,12 @@ def test_metrics_count_what_the_destinations_received(stack: Stack, sink: HttpSi
         [
             {"name": "good", "type": "http", "url": sink.url("/ok")},
             {"name": "flaky", "type": "http", "url": sink.url("/fail-first")},
+            {
+                "name": "stuck", "type": "http", "url": sink.url("/fail"),
+                "retry": {"max_retries": 1000, "initial_backoff": "100ms", "max_backoff": "100ms"},
+            },
         ],
-    )
+    )  # fmt: skip
     stack.start_dispatcher(manifest, args=["--metrics-port", str(port)])
     for i in range(12):
         stack.send(f"user-{i % 3}", f"p{i}")
@@ -209,6 +213,21 @@ def test_metrics_count_what_the_destinations_received(stack: Stack, sink: HttpSi
     assert metric(text, "delivery_retries_total", destination="flaky") == 12
     assert metric(text, "delivery_latency_seconds_count", destination="good") == 12
     assert metric(text, "delivery_in_flight", destination="good") == 0
+    # Lag, reported every commit interval: nothing left for "good", everything for "stuck"
+    # (each user's first event is still being retried, the rest wait behind it).
+    assert metric(text, "delivery_in_flight", destination="stuck") == 3
+
+    def lag(destination: str) -> float:
+        text = scrape(url)
+        return sum(
+            metric(text, "consumer_lag", destination=destination, partition=str(p))
+            for p in range(stack.partitions)
+        )
+
+    deadline = time.monotonic() + 10
+    while (lag("good"), lag("stuck")) != (0, 12):
+        assert time.monotonic() < deadline, (lag("good"), lag("stuck"))
+        time.sleep(0.2)
 
     ingest_metrics = scrape(f"{ingest.url}/metrics")
     assert metric(ingest_metrics, "ingest_events_accepted_total") == 12
