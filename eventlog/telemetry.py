@@ -48,12 +48,13 @@ def configure_tracing(default_service_name: str) -> bool:
     names = [n for n in names if n and n != "none"]
     if not names:
         return False
+    exporters = [_exporter(name) for name in names]  # refuses unknown names first
     if tracing_enabled():
         return True  # already configured in this process
     service = os.environ.get("OTEL_SERVICE_NAME") or default_service_name
     provider = TracerProvider(resource=Resource.create({"service.name": service}))
-    for name in names:
-        provider.add_span_processor(BatchSpanProcessor(_exporter(name)))
+    for exporter in exporters:
+        provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
     return True
 
