@@ -26,10 +26,13 @@ from __future__ import annotations
 
 import asyncio
 import importlib.metadata
+import itertools
 import json
 import os
 import platform
+import re
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -74,6 +77,9 @@ CPU_BOUND_PERCENT = 85
 PARTITIONS = 12
 
 POLL_INTERVAL = 0.1
+IN_FLIGHT_GAUGE = "delivery_in_flight"
+IN_FLIGHT_EVERY = 5
+"""Polls between reads of the dispatcher's in-flight gauge (a scrape costs it some CPU)."""
 FIRST_DELIVERY_TIMEOUT = 60.0
 """Seconds a client may take to start (import, join its group, fetch) before the run fails."""
 STALL_TIMEOUT = 10.0
@@ -192,6 +198,9 @@ class Run:
     threads: int
     ended_by: str
     """``all events``, ``window``, ``stalled`` or ``exited``."""
+    in_flight: float | None = None
+    """Mean of the dispatcher's ``delivery_in_flight`` gauge over the window: how much of
+    ``concurrency`` it actually used (``None`` for the bare client)."""
 
     @property
     def rate(self) -> float:
@@ -520,6 +529,8 @@ class Child:
                 env={**os.environ, **env},
             )
         self._view = psutil.Process(self.process.pid)
+        self.metrics_url: str | None = None
+        """The process's Prometheus endpoint, when it serves one."""
         self.counters = Counters()
         self.rss = 0
         self.peak_rss = 0
@@ -609,8 +620,11 @@ def measure(
     t0, first_count = time.monotonic(), stats.count
     client0, sink0 = client.counters, sink_process.counters
     seen, progressed = stats.count, t0
-    while True:
+    in_flight: list[float | None] = []
+    for polls in itertools.count(1):
         time.sleep(POLL_INTERVAL)
+        if client.metrics_url and polls % IN_FLIGHT_EVERY == 0:
+            in_flight.append(read_gauge(client.metrics_url, IN_FLIGHT_GAUGE))
         exited = not client.running()
         client.sample()
         sink_process.sample()
@@ -638,7 +652,29 @@ def measure(
         peak_rss=client.peak_rss,
         threads=client.threads,
         ended_by=ended_by,
+        in_flight=_mean([value for value in in_flight if value is not None]),
     )
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def read_gauge(url: str, name: str) -> float | None:
+    """The sum of gauge ``name`` over its label sets on a Prometheus page; ``None`` if absent."""
+    try:
+        text = httpx.get(url, timeout=2.0).raise_for_status().text
+    except httpx.HTTPError:
+        return None
+    values = re.findall(rf"^{re.escape(name)}(?:{{[^}}]*}})? (\S+)$", text, re.MULTILINE)
+    return sum(float(value) for value in values) if values else None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def _ended_by(*, delivered: bool, window_over: bool, stalled: bool, exited: bool) -> str:
@@ -733,7 +769,10 @@ class Bench:
             name, topic, [http_destination("sink", self.sink[1].url(latency_ms), concurrency)]
         )
         self.sink[1].reset()
-        with self._child(f"dispatcher-{name}", self._dispatcher_argv(manifest)) as client:
+        port = free_port()
+        argv = [*self._dispatcher_argv(manifest), "--metrics-port", str(port)]
+        with self._child(f"dispatcher-{name}", argv) as client:
+            client.metrics_url = f"http://127.0.0.1:{port}/metrics"
             return self._measure(client, DISPATCHER, latency_ms, concurrency)
 
     def profiled(self, topic: str) -> ProfileSummary:
@@ -1079,9 +1118,9 @@ def _runs_table(runs: list[Run]) -> str:
         "",
         "| client | sink latency ms | concurrency | deliveries | seconds | deliveries/s"
         " | x bare at top concurrency | CPU % | loop CPU % | loop waiting % | CPU µs/delivery"
-        " | loop CPU µs/delivery | sink CPU % | sink waiting % | peak RSS MiB | threads"
-        " | ended by |",
-        "| --- |" + " ---: |" * 15 + " --- |",
+        " | loop CPU µs/delivery | sink CPU % | sink waiting % | mean in flight | peak RSS MiB"
+        " | threads | ended by |",
+        "| --- |" + " ---: |" * 16 + " --- |",
     ]
     for run in runs:
         ceiling = _ceiling_run(runs, run.latency_ms)
@@ -1101,6 +1140,7 @@ def _runs_table(runs: list[Run]) -> str:
             f"{run.per_delivery_us(run.used.loop_cpu):,.0f}",
             f"{run.percent(run.sink_used.cpu):.0f}",
             f"{run.percent(run.sink_used.loop_wait):.0f}",
+            "-" if run.in_flight is None else f"{run.in_flight:.0f}",
             f"{run.peak_rss / (1 << 20):.0f}",
             str(run.threads),
             run.ended_by,
