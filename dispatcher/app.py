@@ -66,7 +66,7 @@ async def run_dispatcher(
                 DestinationWorker(
                     manifest=manifest,
                     spec=spec,
-                    destination=TYPES[spec.type].create(spec.name, spec.options),
+                    destination=TYPES[spec.type].create(spec.name, spec.options, spec.concurrency),
                     dead_letters=dead_letters,
                     bootstrap_servers=manifest.bootstrap_servers,
                     commit_interval=settings.commit_interval,

@@ -1,11 +1,14 @@
 """The dispatcher's metrics (OpenTelemetry instruments, exported to Prometheus by the CLI).
 
-Without ``configure_metrics()`` the API's no-op meter makes every call here nearly free.
+Counts are kept in plain integers on the event loop and read by observable instruments when
+metrics are scraped, so a delivery pays a dict increment, not an SDK call, per count. Only
+the latency histogram records per event. Without ``configure_metrics()`` nothing is exported.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterable
 
 from opentelemetry import metrics
@@ -19,65 +22,63 @@ class DeliveryMetrics:
 
     def __init__(self) -> None:
         meter = metrics.get_meter("dispatcher")
-        self._attempts = meter.create_counter(
+        self._attempts: Counter[tuple[str, str]] = Counter()
+        self._events: Counter[tuple[str, str]] = Counter()
+        self._retries: Counter[str] = Counter()
+        self._in_flight_readers: dict[str, Callable[[], int]] = {}
+        self._lag_lock = threading.Lock()
+        self._lag: dict[str, dict[int, int]] = {}
+        meter.create_observable_counter(
             "delivery_attempts", unit="{attempt}",
+            callbacks=[lambda _: _observe(self._attempts, "outcome")],
             description="Delivery attempts by destination and outcome.",
         )  # fmt: skip
-        self._events = meter.create_counter(
+        meter.create_observable_counter(
             "delivery_events", unit="{event}",
+            callbacks=[lambda _: _observe(self._events, "result")],
             description="Events finished by destination and result (delivered, dead_lettered).",
         )  # fmt: skip
-        self._retries = meter.create_counter(
-            "delivery_retries", unit="{retry}", description="Retries scheduled by destination."
-        )
-        self._in_flight_readers: dict[str, Callable[[], int]] = {}
+        meter.create_observable_counter(
+            "delivery_retries", unit="{retry}",
+            callbacks=[lambda _: [
+                Observation(n, {"destination": d}) for d, n in list(self._retries.items())
+            ]],
+            description="Retries scheduled by destination.",
+        )  # fmt: skip
         meter.create_observable_gauge(
             "delivery_in_flight", callbacks=[self._observe_in_flight], unit="{event}",
             description="Events being delivered (including their retries) by destination.",
+        )  # fmt: skip
+        meter.create_observable_gauge(
+            "consumer_lag", callbacks=[self._observe_lag], unit="{event}",
+            description="Events on the topic not yet finished, by destination and partition.",
         )  # fmt: skip
         self._latency = meter.create_histogram(
             "delivery_latency", unit="s",
             description="From ingest's receive time to the destination's acceptance.",
         )  # fmt: skip
-        self._label_cache: dict[tuple[str, str, str], dict[str, str]] = {}
-        self._lag_lock = threading.Lock()
-        self._lag: dict[tuple[str, int], int] = {}
-        meter.create_observable_gauge(
-            "consumer_lag", callbacks=[self._observe_lag], unit="{event}",
-            description="Events on the topic not yet committed, by destination and partition.",
-        )  # fmt: skip
+        self._latency_labels: dict[str, dict[str, str]] = {}
 
     def attempted(self, destination: str, outcome: str) -> None:
-        self._attempts.add(1, self._labels(destination, "outcome", outcome))
+        self._attempts[destination, outcome] += 1
 
     def retried(self, destination: str) -> None:
-        self._retries.add(1, {"destination": destination})
-
-    def watch_in_flight(self, destination: str, read: Callable[[], int]) -> None:
-        """Report ``read()`` as ``destination``'s events in flight, read at scrape time (so
-        the hot path pays nothing for it)."""
-        self._in_flight_readers[destination] = read
+        self._retries[destination] += 1
 
     def finished(self, destination: str, result: str, latency: float | None) -> None:
-        self._events.add(1, self._labels(destination, "result", result))
+        self._events[destination, result] += 1
         if latency is not None:
-            self._latency.record(latency, {"destination": destination})
+            labels = self._latency_labels.setdefault(destination, {"destination": destination})
+            self._latency.record(latency, labels)
 
-    def _labels(self, destination: str, key: str, value: str) -> dict[str, str]:
-        # The same few label sets recur for every event: build each once.
-        labels = self._label_cache.get((destination, key, value))
-        if labels is None:
-            labels = {"destination": destination, key: value}
-            self._label_cache[destination, key, value] = labels
-        return labels
+    def watch_in_flight(self, destination: str, read: Callable[[], int]) -> None:
+        """Report ``read()`` as ``destination``'s events in flight, read at scrape time."""
+        self._in_flight_readers[destination] = read
 
     def set_lag(self, destination: str, lags: dict[int, int]) -> None:
         """Replace ``destination``'s per-partition lag (called from the event loop)."""
         with self._lag_lock:
-            for key in [k for k in self._lag if k[0] == destination]:
-                del self._lag[key]
-            for partition, lag in lags.items():
-                self._lag[destination, partition] = lag
+            self._lag[destination] = lags
 
     def _observe_in_flight(self, _options: CallbackOptions) -> Iterable[Observation]:
         return [
@@ -90,5 +91,12 @@ class DeliveryMetrics:
         with self._lag_lock:
             snapshot = list(self._lag.items())
         return [
-            Observation(lag, {"destination": d, "partition": str(p)}) for (d, p), lag in snapshot
+            Observation(lag, {"destination": destination, "partition": str(partition)})
+            for destination, lags in snapshot
+            for partition, lag in lags.items()
         ]
+
+
+def _observe(counts: Counter[tuple[str, str]], label: str) -> list[Observation]:
+    # list() copies atomically under the GIL, so the loop may go on counting meanwhile.
+    return [Observation(n, {"destination": d, label: v}) for (d, v), n in list(counts.items())]

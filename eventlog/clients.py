@@ -57,8 +57,13 @@ def consumer_config(
         # hundreds of destinations needs far less each.
         "queued.max.messages.kbytes": 2048,
         "fetch.max.bytes": 1_048_576,
-        "max.partition.fetch.bytes": 262_144,
-        "fetch.wait.max.ms": 100,
+        # Small per-partition chunks mix many partitions (so many users) into a destination's
+        # buffer; big ones fill it with a few partitions' users and starve its concurrency.
+        "max.partition.fetch.bytes": 65_536,
+        # The broker answers a fetch as soon as data arrives; this only spaces idle fetches.
+        "fetch.wait.max.ms": 500,
+        # After a pause/resume, fetch again soon (librdkafka's default waits a second).
+        "fetch.queue.backoff.ms": 50,
         "log_level": 3,
     }
     config.update(overrides)

@@ -32,5 +32,6 @@ class DestinationType:
 
     options: type[msgspec.Struct]
     """The type's manifest keys (besides the common ones), as a frozen struct."""
-    create: Callable[[str, Any], Destination]
-    """``create(name, options)`` -> a destination; called inside the running event loop."""
+    create: Callable[[str, Any, int], Destination]
+    """``create(name, options, concurrency)`` -> a destination, made inside the running event
+    loop; ``concurrency`` is how many events the dispatcher may have in flight to it."""

@@ -31,13 +31,15 @@ class HttpOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Where to ``POST`` each event (http or https)."""
     headers: dict[str, str] = {}
     """Extra request headers; write secrets as ``${VAR}`` so they come from the environment."""
-    max_connections: int = 100
-    """Connections kept to the destination (bounds concurrent requests too)."""
+    max_connections: int | None = None
+    """Connections kept to the destination (bounds concurrent requests too); by default the
+    destination's ``concurrency``, so it never caps it."""
 
     def __post_init__(self) -> None:
         if not self.url.startswith(("http://", "https://")):
             raise ValueError(f"url must start with http:// or https://, got {self.url!r}")
-        if self.max_connections < 1:  # aiohttp reads 0 as "no limit"
+        if self.max_connections is not None and self.max_connections < 1:
+            # aiohttp reads 0 as "no limit"
             raise ValueError("max_connections must be at least 1")
 
 
@@ -53,12 +55,12 @@ class HttpPayload(msgspec.Struct, frozen=True):
 class HttpDestination:
     """POSTs events to one URL over a reused connection pool."""
 
-    def __init__(self, name: str, options: HttpOptions) -> None:
+    def __init__(self, name: str, options: HttpOptions, concurrency: int = 100) -> None:
         self.name = name
         self._url = options.url
         self._headers = {**options.headers, "Content-Type": "application/json"}
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=options.max_connections),
+            connector=aiohttp.TCPConnector(limit=options.max_connections or concurrency),
             timeout=aiohttp.ClientTimeout(total=None),  # the caller bounds each attempt
             raise_for_status=False,
         )

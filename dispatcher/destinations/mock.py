@@ -39,7 +39,7 @@ class MockOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class MockDestination:
     """Answers as its ``behavior`` says; the delivery machinery around it is the real one."""
 
-    def __init__(self, name: str, options: MockOptions) -> None:
+    def __init__(self, name: str, options: MockOptions, concurrency: int = 1) -> None:
         self.name = name
         self._options = options
         self._random = random.Random(options.seed)  # noqa: S311 - a demo, not cryptography

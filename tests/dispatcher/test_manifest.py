@@ -216,7 +216,7 @@ def test_a_malformed_reference_is_refused(write: Write) -> None:
         ),
         pytest.param(
             "url: http://x\n    max_connections: '${HOOK_TOKEN}'",
-            "field 'max_connections': expected int, got str",
+            "field 'max_connections': expected int | null, got str",
             id="wrong-type",
         ),
     ],

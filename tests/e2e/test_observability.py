@@ -78,7 +78,7 @@ async def test_one_event_is_one_trace_from_http_request_to_commit(
     dead_letters.start()
     worker = DestinationWorker(
         manifest=manifest, spec=spec,
-        destination=TYPES[spec.type].create(spec.name, spec.options),
+        destination=TYPES[spec.type].create(spec.name, spec.options, spec.concurrency),
         dead_letters=DeadLetterWriter(dead_letters, manifest.dead_letter_topic),
         bootstrap_servers=kafka_bootstrap, commit_interval=0.1,
     )  # fmt: skip
