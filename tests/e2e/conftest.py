@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -11,11 +10,11 @@ from typing import Any
 
 import httpx
 import pytest
-from confluent_kafka import Consumer
+from confluent_kafka import Message
 
-from eventlog.clients import consumer_config
 from tests.support.http_sink import HttpSink
 from tests.support.processes import Service, start_dispatcher, start_ingest, write_manifest
+from tests.support.topics import read_records
 
 
 @pytest.fixture
@@ -114,20 +113,9 @@ class Stack:
                     sent[event["user_id"]].append(result["id"])
         return sent
 
-    def read_topic(self, topic: str, expected: int, timeout: float = 30.0) -> list[Any]:
+    def read_topic(self, topic: str, expected: int, timeout: float = 30.0) -> list[Message]:
         """Every record of ``topic`` (from the start) once ``expected`` have arrived."""
-        consumer = Consumer(consumer_config(self.bootstrap, f"{self.group_prefix}.reader"))
-        consumer.subscribe([topic])
-        records: list[Any] = []
-        deadline = time.monotonic() + timeout
-        try:
-            while len(records) < expected and time.monotonic() < deadline:
-                message = consumer.poll(0.2)
-                if message is not None and message.error() is None:
-                    records.append(message)
-        finally:
-            consumer.close()
-        return records
+        return read_records(self.bootstrap, topic, expected, within=timeout)
 
 
 @pytest.fixture

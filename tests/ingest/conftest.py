@@ -17,6 +17,7 @@ from eventlog.producer import AsyncProducer, Delivered
 from eventlog.record import Headers
 from ingest import IngestSettings, create_app
 from tests.ingest.waiting import until_async
+from tests.support.topics import read_records
 
 TOPIC_PARTITIONS = 3
 MAX_EVENT_BYTES = 64 * 1024
@@ -67,17 +68,7 @@ async def wait_ready(client: AsyncTestClient[Litestar], *, within: float = 30.0)
 
 def read_topic(bootstrap: str, topic: str, count: int, *, within: float = 30.0) -> list[Message]:
     """The first ``count`` records of ``topic`` (all partitions); fails the test if fewer came."""
-    consumer = Consumer(consumer_config(bootstrap, f"ingest-test-{time.monotonic_ns()}"))
-    consumer.subscribe([topic])
-    records: list[Message] = []
-    try:
-        deadline = time.monotonic() + within
-        while len(records) < count and time.monotonic() < deadline:
-            message = consumer.poll(0.2)
-            if message is not None and message.error() is None:
-                records.append(message)
-    finally:
-        consumer.close()
+    records = read_records(bootstrap, topic, count, within=within)
     assert len(records) == count, f"read {len(records)} of {count} records from {topic}"
     return records
 

@@ -23,6 +23,8 @@ from typing import Any, Self
 import click
 from aiohttp import web
 
+from tests.support.loopback_server import LoopbackServer
+
 __all__ = ["HttpSink", "Received"]
 
 
@@ -54,9 +56,9 @@ class HttpSink:
         self.overlapping_users: set[str] = set()
         """Users that had two requests in flight at the same time (on any route)."""
         self._changed = threading.Condition()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
-        self._thread: threading.Thread | None = None
+        app = web.Application(client_max_size=4 * 1024 * 1024)
+        app.router.add_post("/{route:.*}", self._handle)
+        self._server = LoopbackServer(app, host, port)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -68,17 +70,11 @@ class HttpSink:
         self.stop()
 
     def start(self) -> None:
-        started = threading.Event()
-        self._thread = threading.Thread(target=self._serve, args=(started,), daemon=True)
-        self._thread.start()
-        if not started.wait(10):
-            raise RuntimeError("HTTP sink did not start")
+        self._server.start()
+        self.port = self._server.port
 
     def stop(self) -> None:
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread is not None:
-            self._thread.join(10)
+        self._server.stop()
 
     def url(self, route: str) -> str:
         return f"http://{self.host}:{self.port}/{route.lstrip('/')}"
@@ -101,25 +97,6 @@ class HttpSink:
         return True
 
     # -- serving -----------------------------------------------------------------------
-
-    def _serve(self, started: threading.Event) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        app = web.Application(client_max_size=4 * 1024 * 1024)
-        app.router.add_post("/{route:.*}", self._handle)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        loop.run_until_complete(runner.setup())
-        site = web.TCPSite(runner, self.host, self.port, backlog=1024)
-        loop.run_until_complete(site.start())
-        server = site._server
-        if self.port == 0 and server is not None:
-            self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-        started.set()
-        try:
-            loop.run_forever()
-        finally:
-            loop.run_until_complete(runner.cleanup())
-            loop.close()
 
     async def _handle(self, request: web.Request) -> web.Response:
         route = "/" + request.match_info["route"]

@@ -6,7 +6,6 @@ exporters send it, and keeps each span with its service name.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections.abc import Callable
@@ -15,6 +14,8 @@ from typing import Self
 
 from aiohttp import web
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from tests.support.loopback_server import LoopbackServer
 
 __all__ = ["OtlpReceiver", "ReceivedSpan"]
 
@@ -31,29 +32,22 @@ class ReceivedSpan:
 
 class OtlpReceiver:
     def __init__(self) -> None:
-        self.port = 0
         self._spans: list[ReceivedSpan] = []
         self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        app = web.Application(client_max_size=32 * 1024 * 1024)
+        app.router.add_post("/v1/traces", self._traces)
+        self._server = LoopbackServer(app)
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://127.0.0.1:{self._server.port}"
 
     def __enter__(self) -> Self:
-        started = threading.Event()
-        self._thread = threading.Thread(target=self._serve, args=(started,), daemon=True)
-        self._thread.start()
-        if not started.wait(10):
-            raise RuntimeError("OTLP receiver did not start")
+        self._server.start()
         return self
 
     def __exit__(self, *_: object) -> None:
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread is not None:
-            self._thread.join(10)
+        self._server.stop()
 
     def spans(self) -> list[ReceivedSpan]:
         with self._lock:
@@ -68,23 +62,6 @@ class OtlpReceiver:
                 return True
             time.sleep(0.1)
         return False
-
-    def _serve(self, started: threading.Event) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        app = web.Application(client_max_size=32 * 1024 * 1024)
-        app.router.add_post("/v1/traces", self._traces)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        loop.run_until_complete(runner.setup())
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        loop.run_until_complete(site.start())
-        self.port = runner.addresses[0][1]
-        started.set()
-        try:
-            loop.run_forever()
-        finally:
-            loop.run_until_complete(runner.cleanup())
-            loop.close()
 
     async def _traces(self, request: web.Request) -> web.Response:
         export = ExportTraceServiceRequest()
