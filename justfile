@@ -11,9 +11,9 @@ default:
 
 # --- the system ---------------------------------------------------------------------------
 
-# Docker compose if an engine answers, else honcho with the Procfile (`just up --native` forces
-# it); a broker that already runs (kafka-up) is used, not started again. Every component's log
-# lines are prefixed by its name.
+# (Docker compose if an engine answers, else honcho with the Procfile; `up --native` forces
+# that. A broker already running from kafka-up is used, not started again.)
+#
 # Kafka, ingest on :8080 and dispatcher shards a and b in the foreground; Ctrl-C stops all.
 [no-exit-message]
 up *args:
@@ -23,8 +23,9 @@ up *args:
 down:
     {{python}} -m localkafka down --stack
 
-# Deletes the native state dir ($XDG_STATE_HOME or ~/.local/state, then event-delivery/kafka)
-# or, with Docker, the compose volume kafka-data; cached jars (~/.cache/event-delivery) stay.
+# (The native state dir $XDG_STATE_HOME/event-delivery/kafka, default under ~/.local/state, or
+# the compose volume kafka-data; the cached jars in ~/.cache/event-delivery stay.)
+#
 # down, then delete Kafka's data and log (what it removes is printed).
 clean:
     {{python}} -m localkafka clean
