@@ -1,26 +1,23 @@
 """The dispatcher benchmark end to end in its quick mode with tiny numbers, so that the harness
-(sink, bare client, dispatcher runs, profile, many destinations, report) cannot rot unnoticed.
-Nothing here looks at speed: only that every row is there and every run delivered."""
+(sink, bare client, dispatcher runs, tracing on and off, profile, many destinations, report)
+cannot rot unnoticed. Nothing here looks at speed: only that every row is there and every run
+delivered."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.benchmarks.results import table_rows
+
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def table_rows(markdown: str, heading: str) -> list[list[str]]:
-    """The body rows of the first table under ``## <heading>``, as cells."""
-    section = markdown.split(f"## {heading}", 1)[1].split("\n## ", 1)[0]
-    lines = [line for line in section.splitlines() if line.startswith("|")]
-    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:]]
 
 
 def test_quick_mode_writes_every_row(kafka_bootstrap: str, tmp_path: Path) -> None:
@@ -52,6 +49,18 @@ def test_quick_mode_writes_every_row(kafka_bootstrap: str, tmp_path: Path) -> No
 
     (many,) = table_rows(report, "3 destinations in one process")
     assert many[1] == "3 of 3"
+
+    tracing = {row[0]: row for row in table_rows(report, "Tracing cost")}
+    assert set(tracing) == {
+        "deliveries/s",
+        "loop CPU µs/delivery",
+        "CPU µs/delivery (all threads)",
+    }
+    # CPU per delivery may be n/a here: a run of 150 events can be over before it is watched.
+    assert tracing["deliveries/s"][3].endswith("x"), tracing
+    per_delivery = re.search(r"([\d.]+) spans per delivery", report)
+    assert per_delivery is not None
+    assert 0 < float(per_delivery.group(1)) <= 3  # tracing was on: spans reached the counter
 
     assert "## CPU ceiling (0 ms sink)" in report
     assert "librdkafka" in report.split("## Deliveries", 1)[0]  # the machine facts

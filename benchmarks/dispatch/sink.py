@@ -1,0 +1,128 @@
+"""The destination every dispatch run delivers to: an aiohttp app in a process of its own
+(``python -m benchmarks.dispatch.sink``) that answers ``POST /latency/<ms>[/<tag>]`` with 204
+after ``ms`` milliseconds and counts what arrived (``GET /stats``; ``DELETE /stats`` resets)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import Counter, defaultdict
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from benchmarks.loopback import HelperClient, helper, helper_command
+
+__all__ = ["CountingSink", "SinkClient", "SinkStats", "is_tagged", "latency_of", "sink"]
+
+
+def latency_of(path: str) -> float:
+    """Seconds ``/latency/<ms>[/<tag>]`` asks the sink to wait; 0 for any other path."""
+    parts = path.split("/")
+    if len(parts) >= 3 and parts[1] == "latency" and parts[2].isdigit():
+        return int(parts[2]) / 1000
+    return 0.0
+
+
+def is_tagged(path: str) -> bool:
+    """Whether ``path`` names a tag (``/latency/<ms>/<tag>``): one of many destinations."""
+    return path.count("/") >= 3
+
+
+class CountingSink:
+    """Answers every POST with 204 after the latency its path names, counting each answer;
+    for tagged paths also the distinct event ids, so retried attempts do not count twice."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.first = 0.0
+        self.last = 0.0
+        self.paths: Counter[str] = Counter()
+        self.ids: defaultdict[str, set[str]] = defaultdict(set)
+
+    def clear(self) -> None:
+        self.count, self.first, self.last = 0, 0.0, 0.0
+        self.paths.clear()
+        self.ids.clear()
+
+    def application(self) -> web.Application:
+        app = web.Application(client_max_size=1 << 20)
+        app.router.add_get("/stats", self.stats)
+        app.router.add_delete("/stats", self.reset)
+        app.router.add_post("/{path:.*}", self.receive)
+        return app
+
+    async def receive(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        if is_tagged(request.path):
+            self.ids[request.path].add(str(json.loads(body).get("id")))
+        if delay := latency_of(request.path):
+            await asyncio.sleep(delay)
+        now = time.monotonic()
+        if self.count == 0:
+            self.first = now
+        self.count += 1
+        self.last = now
+        self.paths[request.path] += 1
+        return web.Response(status=204)
+
+    async def stats(self, _: web.Request) -> web.Response:
+        distinct = {path: len(ids) for path, ids in self.ids.items()}
+        return web.json_response(
+            {
+                "count": self.count,
+                "first": self.first,
+                "last": self.last,
+                "paths": self.paths,
+                "distinct": distinct,
+            }
+        )
+
+    async def reset(self, _: web.Request) -> web.Response:
+        self.clear()
+        return web.Response(status=204)
+
+
+@dataclass(frozen=True, slots=True)
+class SinkStats:
+    count: int
+    first: float
+    last: float
+    paths: dict[str, int]
+    """Arrivals per path."""
+    distinct: dict[str, int]
+    """Distinct event ids per tagged path."""
+
+    @property
+    def seconds(self) -> float:
+        return self.last - self.first
+
+
+class SinkClient(HelperClient):
+    """The benchmark's view of the sink process."""
+
+    def url(self, latency_ms: int, tag: str = "") -> str:
+        return f"{self.base_url}/latency/{latency_ms}" + (f"/{tag}" if tag else "")
+
+    def stats(self) -> SinkStats:
+        body = self.http.get("/stats").raise_for_status().json()
+        return SinkStats(
+            body["count"], body["first"], body["last"], body["paths"], body["distinct"]
+        )
+
+    def reset(self) -> None:
+        self.http.delete("/stats").raise_for_status()
+
+
+def sink(workdir: Path) -> AbstractContextManager[SinkClient]:
+    """A running sink process, stopped on leaving the block."""
+    return helper("sink", __name__, workdir, SinkClient)
+
+
+main = helper_command(lambda: CountingSink().application(), "Serve the counting sink.")
+
+if __name__ == "__main__":
+    main()
