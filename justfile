@@ -63,11 +63,11 @@ fmt:
 
 # --- benchmarks ---------------------------------------------------------------------------
 
-# Ingest's PUT /events throughput and latency beside the HTTP and Kafka ceilings (~1 minute).
+# Ingest's PUT /events throughput and latency beside the HTTP and Kafka ceilings, tracing on vs off (~1.5 min).
 bench-ingest *args: kafka-up
     {{python}} -m benchmarks.bench_ingest {{args}}
 
-# Dispatcher deliveries/s beside a bare aiohttp client, 200 destinations, a profile (~4 min).
+# Dispatcher deliveries/s beside a bare aiohttp client, 200 destinations, tracing on vs off, a profile (~5 min).
 bench-dispatch *args: kafka-up
     {{python}} -m benchmarks.bench_dispatch {{args}}
 
