@@ -1,8 +1,34 @@
-"""Reading the markdown results files the benchmarks write."""
+"""Running a benchmark's quick mode, and reading the markdown results files it writes."""
 
 from __future__ import annotations
 
-__all__ = ["table_rows"]
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+__all__ = ["run_quick", "table_rows"]
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_quick(module: str, args: str, *, bootstrap: str, results_dir: Path) -> str:
+    """Run ``python -m <module> --quick ARGS`` against ``bootstrap``; return its report."""
+    argv = [sys.executable, "-m", module, "--quick", *shlex.split(args)]
+    argv += ["--results-dir", str(results_dir)]
+    result = subprocess.run(
+        argv,
+        cwd=REPO,
+        env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap},
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    name = module.rsplit(".", 1)[1].removeprefix("bench_")
+    return (results_dir / f"{name}.md").read_text()
 
 
 def table_rows(markdown: str, heading: str) -> list[list[str]]:

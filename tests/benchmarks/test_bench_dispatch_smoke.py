@@ -5,36 +5,21 @@ delivered."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.benchmarks.results import table_rows
+from tests.benchmarks.results import run_quick, table_rows
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[2]
-
 
 def test_quick_mode_writes_every_row(kafka_bootstrap: str, tmp_path: Path) -> None:
-    argv = [sys.executable, "-m", "benchmarks.bench_dispatch", "--quick", "--events", "150"]
-    argv += ["--users", "30", "--window", "1.5", "--destinations", "3", "--batch", "4"]
-    argv += ["--results-dir", str(tmp_path)]
-    result = subprocess.run(
-        argv,
-        cwd=REPO,
-        env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap},
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
+    args = "--events 150 --users 30 --window 1.5 --destinations 3 --batch 4"
+    report = run_quick(
+        "benchmarks.bench_dispatch", args, bootstrap=kafka_bootstrap, results_dir=tmp_path
     )
-    assert result.returncode == 0, result.stderr[-4000:]
-    report = (tmp_path / "dispatch.md").read_text()
 
     runs = {tuple(row[:3]): row for row in table_rows(report, "Deliveries per second")}
     expected = {("bare aiohttp", "0", "256"), ("bare aiohttp", "20", "256")}

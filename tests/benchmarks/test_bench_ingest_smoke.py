@@ -4,36 +4,21 @@ unnoticed. Nothing here looks at speed: only that every row is there and tracing
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.benchmarks.results import table_rows
+from tests.benchmarks.results import run_quick, table_rows
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[2]
-
 
 def test_quick_mode_writes_every_row(kafka_bootstrap: str, tmp_path: Path) -> None:
-    argv = [sys.executable, "-m", "benchmarks.bench_ingest", "--quick", "--window", "1"]
-    argv += ["--rounds", "1", "--warmup", "0.3", "--single", "20", "--concurrency", "8"]
-    argv += ["--results-dir", str(tmp_path)]
-    result = subprocess.run(
-        argv,
-        cwd=REPO,
-        env={**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap},
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
+    args = "--window 1 --rounds 1 --warmup 0.3 --single 20 --concurrency 8"
+    report = run_quick(
+        "benchmarks.bench_ingest", args, bootstrap=kafka_bootstrap, results_dir=tmp_path
     )
-    assert result.returncode == 0, result.stderr[-4000:]
-    report = (tmp_path / "ingest.md").read_text()
 
     targets = [row[0] for row in table_rows(report, "")]
     assert [name.split(":")[0].split(" (")[0] for name in targets] == [
