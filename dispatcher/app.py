@@ -89,11 +89,12 @@ async def run_dispatcher(
             unsent = await asyncio.to_thread(producer.close, settings.drain_timeout)
             if unsent:
                 log.error("dead-letter producer closed with %d unacknowledged records", unsent)
-    stats: dict[str, WorkerStats] = {}
+    crashed = []
     for worker, result in zip(workers, results, strict=True):
         if isinstance(result, BaseException):
             log.error("destination crashed destination=%s error=%r", worker.name, result)
-        stats[worker.name] = worker.stats
+            crashed.append(worker.name)
+    stats = {worker.name: worker.stats for worker in workers}
     log.info(
         "dispatcher stopped destinations=%d delivered=%d dead_lettered=%d attempts=%d",
         len(stats),
@@ -101,9 +102,6 @@ async def run_dispatcher(
         sum(s.dead_lettered for s in stats.values()),
         sum(s.attempts for s in stats.values()),
     )
-    crashed = [
-        w.name for w, r in zip(workers, results, strict=True) if isinstance(r, BaseException)
-    ]
     if crashed:
         raise RuntimeError(f"destinations crashed: {', '.join(crashed)}")
     return stats

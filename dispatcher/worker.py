@@ -273,7 +273,10 @@ class DestinationWorker:
 
     async def _handle(self, key: _Key, pending: _Pending) -> None:
         try:
-            await self._deliver_or_dead_letter(pending)
+            if self._traced:
+                await self._process_traced(pending)
+            else:  # no span machinery at all when nobody collects spans
+                await self._deliver_or_dead_letter(pending)
         except Exception:
             # Left unfinished on purpose: its offset is never committed, so it is redelivered
             # after a restart rather than lost. The log line makes the stall visible.
@@ -286,10 +289,9 @@ class DestinationWorker:
             return
         self._finish(key, pending)
 
-    async def _deliver_or_dead_letter(self, pending: _Pending) -> None:
-        if not self._traced:  # no span machinery at all when nobody collects spans
-            await self._deliver_or_dead_letter_traced(pending)
-            return
+    async def _process_traced(self, pending: _Pending) -> None:
+        """``_deliver_or_dead_letter`` inside the event's CONSUMER span, continuing the trace
+        its record carries."""
         with tracer.start_as_current_span(
             f"process {self._topic}",
             context=extract_context(pending.headers),
@@ -298,7 +300,7 @@ class DestinationWorker:
         ) as span:
             if span.get_span_context().trace_flags.sampled:
                 pending.trace = span.get_span_context()
-            result = await self._deliver_or_dead_letter_traced(pending)
+            result = await self._deliver_or_dead_letter(pending)
             span.set_attribute(semconv.DELIVERY_OUTCOME, result)
 
     def _span_attributes(self, pending: _Pending) -> dict[str, str | int]:
@@ -316,7 +318,8 @@ class DestinationWorker:
             attributes[semconv.MESSAGING_MESSAGE_ID] = pending.event.id
         return attributes
 
-    async def _deliver_or_dead_letter_traced(self, pending: _Pending) -> str:
+    async def _deliver_or_dead_letter(self, pending: _Pending) -> str:
+        """Deliver with retries, or write a dead letter; returns which happened."""
         if pending.event is None:
             outcome = Outcome(
                 delivered=False,
