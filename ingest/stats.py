@@ -1,9 +1,12 @@
-"""What an ingest process counts: totals for its shutdown summary line, and the same events as
-OpenTelemetry counters for ``/metrics``."""
+"""What an ingest process counts: totals for its shutdown summary line, which ``/metrics``
+also reads (through observable OpenTelemetry counters, at scrape time only)."""
 
 from __future__ import annotations
 
+from collections import Counter
+
 from opentelemetry import metrics
+from opentelemetry.metrics import Observation
 
 __all__ = ["IngestStats"]
 
@@ -16,39 +19,53 @@ class IngestStats:
         """Events Kafka acknowledged."""
         self.events_unacknowledged = 0
         """Events answered 503 (or failed in a batch) because Kafka did not acknowledge them."""
-        self.requests_rejected = 0
-        """Requests answered 4xx: nothing of them reached Kafka."""
-        self.requests_unavailable = 0
-        """Requests answered 503."""
+        self._rejected: Counter[str] = Counter()
+        self._unavailable: Counter[str] = Counter()
         meter = metrics.get_meter("ingest")
-        self._accepted = meter.create_counter(
-            "ingest_events_accepted", unit="{event}", description="Events Kafka acknowledged."
-        )
-        self._unacknowledged = meter.create_counter(
+        meter.create_observable_counter(
+            "ingest_events_accepted", unit="{event}",
+            callbacks=[lambda _: [Observation(self.events_accepted)]],
+            description="Events Kafka acknowledged.",
+        )  # fmt: skip
+        meter.create_observable_counter(
             "ingest_events_unacknowledged", unit="{event}",
+            callbacks=[lambda _: [Observation(self.events_unacknowledged)]],
             description="Events Kafka did not acknowledge in time (answered 503 or failed).",
         )  # fmt: skip
-        self._rejected = meter.create_counter(
+        meter.create_observable_counter(
             "ingest_requests_rejected", unit="{request}",
+            callbacks=[lambda _: _by_reason(self._rejected)],
             description="Requests refused with 4xx, by reason (the problem type).",
         )  # fmt: skip
-        self._unavailable = meter.create_counter(
+        meter.create_observable_counter(
             "ingest_requests_unavailable", unit="{request}",
+            callbacks=[lambda _: _by_reason(self._unavailable)],
             description="Requests answered 503, by reason.",
         )  # fmt: skip
 
+    @property
+    def requests_rejected(self) -> int:
+        """Requests answered 4xx: nothing of them reached Kafka."""
+        return sum(self._rejected.values())
+
+    @property
+    def requests_unavailable(self) -> int:
+        """Requests answered 503."""
+        return sum(self._unavailable.values())
+
     def accepted(self, count: int) -> None:
         self.events_accepted += count
-        self._accepted.add(count)
 
     def unacknowledged(self, count: int) -> None:
         self.events_unacknowledged += count
-        self._unacknowledged.add(count)
 
     def rejected(self, reason: str) -> None:
-        self.requests_rejected += 1
-        self._rejected.add(1, {"reason": reason})
+        self._rejected[reason] += 1
 
     def unavailable(self, reason: str) -> None:
-        self.requests_unavailable += 1
-        self._unavailable.add(1, {"reason": reason})
+        self._unavailable[reason] += 1
+
+
+def _by_reason(counts: Counter[str]) -> list[Observation]:
+    # list() copies atomically under the GIL while the event loop keeps counting.
+    return [Observation(n, {"reason": reason}) for reason, n in list(counts.items())]
