@@ -6,8 +6,8 @@ each event id, then 204), ``/hang`` (answers after a minute), ``/latency/<ms>`` 
 204 for everyone else's). It also tracks requests in flight: the peak overall, and any user
 that ever had two at once (which per-user ordering forbids).
 
-Runs in a thread with its own event loop, so tests in any style can use it;
-``python -m tests.support.http_sink --port N`` runs it standalone.
+Runs in a thread with its own event loop (a ``LoopbackServer``), so tests in any style can
+use it.
 """
 
 from __future__ import annotations
@@ -18,9 +18,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any
 
-import click
 from aiohttp import web
 
 from tests.support.loopback_server import LoopbackServer
@@ -42,11 +41,8 @@ class Received:
     headers: dict[str, str]
 
 
-class HttpSink:
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, record: bool = True) -> None:
-        self.host = host
-        self.port = port
-        self._record = record
+class HttpSink(LoopbackServer):
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self._received: list[Received] = []
         self._seen_ids: set[tuple[str, str]] = set()
         self._in_flight: dict[str, int] = {}
@@ -58,23 +54,7 @@ class HttpSink:
         self._changed = threading.Condition()
         app = web.Application(client_max_size=4 * 1024 * 1024)
         app.router.add_post("/{route:.*}", self._handle)
-        self._server = LoopbackServer(app, host, port)
-
-    # -- lifecycle ---------------------------------------------------------------------
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
-
-    def start(self) -> None:
-        self._server.start()
-        self.port = self._server.port
-
-    def stop(self) -> None:
-        self._server.stop()
+        super().__init__(app, host, port)
 
     def url(self, route: str) -> str:
         return f"http://{self.host}:{self.port}/{route.lstrip('/')}"
@@ -119,20 +99,19 @@ class HttpSink:
     async def _record_and_answer(
         self, route: str, event_id: str, user_id: str, body: dict[str, Any], request: web.Request
     ) -> web.Response:
-        if self._record:
-            with self._changed:
-                self._received.append(
-                    Received(
-                        route=route,
-                        event_id=event_id,
-                        user_id=user_id,
-                        payload=str(body.get("payload", "")),
-                        received_at_ms=int(body.get("received_at_ms", 0)),
-                        arrived=time.monotonic(),
-                        headers=dict(request.headers),
-                    )
+        with self._changed:
+            self._received.append(
+                Received(
+                    route=route,
+                    event_id=event_id,
+                    user_id=user_id,
+                    payload=str(body.get("payload", "")),
+                    received_at_ms=int(body.get("received_at_ms", 0)),
+                    arrived=time.monotonic(),
+                    headers=dict(request.headers),
                 )
-                self._changed.notify_all()
+            )
+            self._changed.notify_all()
         return await self._answer(route, event_id, user_id)
 
     async def _answer(self, route: str, event_id: str, user_id: str) -> web.Response:  # noqa: PLR0911
@@ -157,22 +136,3 @@ class HttpSink:
         if route.startswith("/status/"):
             return web.Response(status=int(route.rsplit("/", 1)[1]))
         return web.Response(status=404, text=f"no route {route}")
-
-
-@click.command()
-@click.option("--host", default="127.0.0.1")
-@click.option("--port", default=9000, show_default=True)
-@click.option("--no-record", is_flag=True, help="Answer without keeping requests (benchmarks).")
-def main(host: str, port: int, no_record: bool) -> None:
-    """Serve the sink until interrupted."""
-    sink = HttpSink(host, port, record=not no_record)
-    sink.start()
-    click.echo(f"sink listening on http://{host}:{sink.port}", err=True)
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        sink.stop()
-
-
-if __name__ == "__main__":
-    main()

@@ -10,7 +10,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Self
 
 from aiohttp import web
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -30,24 +29,17 @@ class ReceivedSpan:
     attributes: dict[str, object]
 
 
-class OtlpReceiver:
+class OtlpReceiver(LoopbackServer):
     def __init__(self) -> None:
         self._spans: list[ReceivedSpan] = []
         self._lock = threading.Lock()
         app = web.Application(client_max_size=32 * 1024 * 1024)
         app.router.add_post("/v1/traces", self._traces)
-        self._server = LoopbackServer(app)
+        super().__init__(app)
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self._server.port}"
-
-    def __enter__(self) -> Self:
-        self._server.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._server.stop()
+        return f"http://{self.host}:{self.port}"
 
     def spans(self) -> list[ReceivedSpan]:
         with self._lock:
