@@ -71,10 +71,19 @@ def run_foreground(broker: NativeBroker, *, linger: float) -> int:
 def _wait_for_clients(bootstrap: str, linger: float, *, alive: Callable[[], bool]) -> None:
     deadline = time.monotonic() + linger
     busy: list[str] | None = []
+    said = False
     while alive() and time.monotonic() < deadline:
         busy = groups_with_members(bootstrap, timeout=min(1.0, linger))
         if not busy:
             return
+        if not said:  # once: an operator (and a test) can see why the broker still runs
+            print(
+                f"kafka: waiting up to {linger:.0f}s for members to leave groups "
+                f"{', '.join(sorted(busy))}",
+                file=sys.stderr,
+                flush=True,
+            )
+            said = True
         time.sleep(0.1)
     if busy:
         print(
