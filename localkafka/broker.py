@@ -20,7 +20,7 @@ from pathlib import Path
 
 from localkafka.exceptions import BrokerError, MissingPrerequisiteError
 
-__all__ = ["NativeBroker", "kafka_version"]
+__all__ = ["NativeBroker", "kafka_version", "random_cluster_id"]
 
 POM = Path(__file__).with_name("pom.xml")
 MAIN_CLASS = "kafka.Kafka"
@@ -59,6 +59,17 @@ class NativeBroker:
     """Where Maven's resolved jars are kept between runs (shared by all brokers)."""
     heap: str = "512m"
     """JVM heap; a single test broker is comfortable in 256-512 MiB."""
+    node_id: int = 1
+    """This node's id in the KRaft quorum (and as a broker)."""
+    quorum_voters: str = ""
+    """``controller.quorum.voters`` (``id@host:port,...``); empty: this node alone."""
+    cluster_id: str | None = None
+    """The id to format storage with; None: one generated once and kept in ``state_dir``.
+    Every node of one cluster must be formatted with the same id."""
+    internal_replication: int = 1
+    """Replication factor of Kafka's internal topics (consumer offsets, transactions)."""
+    extra_config: dict[str, str] = field(default_factory=dict)
+    """More ``server.properties`` settings, written last (so they override the defaults)."""
 
     @property
     def bootstrap(self) -> str:
@@ -195,10 +206,13 @@ class NativeBroker:
 
     def _write_config(self) -> Path:
         props = self.state_dir / "server.properties"
+        voters = self.quorum_voters or f"{self.node_id}@127.0.0.1:{self.controller_port}"
+        replication = str(self.internal_replication)
+        min_isr = str(min(2, self.internal_replication))
         settings = {
             "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
+            "node.id": str(self.node_id),
+            "controller.quorum.voters": voters,
             "listeners": f"PLAINTEXT://127.0.0.1:{self.port},"
             f"CONTROLLER://127.0.0.1:{self.controller_port}",
             "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
@@ -207,15 +221,16 @@ class NativeBroker:
             "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
             "log.dirs": str(self.data_dir),
             "num.partitions": "1",
-            "offsets.topic.replication.factor": "1",
+            "offsets.topic.replication.factor": replication,
             "offsets.topic.num.partitions": "8",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
+            "transaction.state.log.replication.factor": replication,
+            "transaction.state.log.min.isr": min_isr,
+            "share.coordinator.state.topic.replication.factor": replication,
+            "share.coordinator.state.topic.min.isr": min_isr,
             # Tests join many groups; the default 3 s delay would be paid on every join.
             "group.initial.rebalance.delay.ms": "0",
             "auto.create.topics.enable": "false",
+            **self.extra_config,
         }
         props.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
         return props
@@ -224,8 +239,10 @@ class NativeBroker:
         if (self.data_dir / "meta.properties").exists():
             return
         id_file = self.state_dir / "cluster-id"
-        if not id_file.exists():
-            id_file.write_text(_random_cluster_id())
+        if self.cluster_id is not None:
+            id_file.write_text(self.cluster_id)
+        elif not id_file.exists():
+            id_file.write_text(random_cluster_id())
         result = subprocess.run(
             [
                 *self._java(classpath),
@@ -245,7 +262,8 @@ class NativeBroker:
             raise BrokerError(f"formatting Kafka storage failed:\n{result.stdout}{result.stderr}")
 
 
-def _random_cluster_id() -> str:
+def random_cluster_id() -> str:
+    """A new KRaft cluster id."""
     # Kafka's Uuid.toString: URL-safe base64 of 16 random bytes without padding.
     while True:
         text = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
