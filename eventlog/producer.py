@@ -72,9 +72,18 @@ class AsyncProducer:
         return self._producer
 
     async def produce(
-        self, topic: str, *, key: bytes, value: bytes, headers: Headers | None = None
+        self,
+        topic: str,
+        *,
+        key: bytes,
+        value: bytes,
+        headers: Headers | None = None,
+        partition: int | None = None,
     ) -> Delivered:
         """Send one record and wait for the broker's acknowledgement.
+
+        ``partition`` places the record explicitly (the dispatcher's park topics mirror the
+        events topic's partitions); by default the partitioner places it by key.
 
         Raises ``ProducerQueueFull`` when librdkafka's queue stays full for ``queue_full_wait``
         seconds (backpressure, bounded), and ``ProduceError`` when the broker refuses or the
@@ -91,9 +100,15 @@ class AsyncProducer:
         deadline = loop.time() + self._queue_full_wait
         while True:
             try:
-                producer.produce(
-                    topic, value=value, key=key, headers=headers, on_delivery=on_delivery
-                )
+                if partition is None:
+                    producer.produce(
+                        topic, value=value, key=key, headers=headers, on_delivery=on_delivery
+                    )
+                else:
+                    producer.produce(
+                        topic, value=value, key=key, headers=headers, partition=partition,
+                        on_delivery=on_delivery,
+                    )  # fmt: skip
                 break
             except BufferError:
                 if loop.time() >= deadline:
