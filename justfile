@@ -23,10 +23,11 @@ up *args:
 down:
     {{python}} -m localkafka down --stack
 
-# (The native state dir $XDG_STATE_HOME/event-delivery/kafka, default under ~/.local/state, or
-# the compose volume kafka-data; the cached jars in ~/.cache/event-delivery stay.)
+# (The native state dirs $XDG_STATE_HOME/event-delivery/kafka and .../kafka-cluster, default
+# under ~/.local/state, or the compose volume kafka-data; the cached jars in
+# ~/.cache/event-delivery stay.)
 #
-# down, then delete Kafka's data and log (what it removes is printed).
+# down, then delete Kafka's data and log, the cluster's too (what it removes is printed).
 clean:
     {{python}} -m localkafka clean
 
@@ -43,6 +44,20 @@ kafka-down:
 # Say whether the broker runs and answers.
 kafka-status:
     {{python}} -m localkafka status
+
+# --- cluster ------------------------------------------------------------------------------
+
+# Start the nodes of a 3-node KRaft cluster (127.0.0.1:19092-19094) that are not running.
+cluster-up:
+    {{python}} -m localkafka cluster up
+
+# One line per cluster node (pid, port, answers) and the bootstrap list.
+cluster-status:
+    {{python}} -m localkafka cluster status
+
+# Stop the cluster's nodes (data kept; `clean` removes it).
+cluster-down:
+    {{python}} -m localkafka cluster down
 
 # --- quality ------------------------------------------------------------------------------
 

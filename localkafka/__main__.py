@@ -12,6 +12,7 @@ import click
 
 from localkafka import docker
 from localkafka.broker import NativeBroker, kafka_version
+from localkafka.cluster import Cluster
 from localkafka.exceptions import BrokerError
 from localkafka.foreground import run_foreground
 from localkafka.readiness import broker_answers, wait_until_ready
@@ -125,6 +126,44 @@ def status() -> None:
     sys.exit(0 if answers else 1)
 
 
+@cli.group()
+def cluster() -> None:
+    """A 3-node KRaft cluster on 127.0.0.1:19092-19094 (KAFKA_CLUSTER_PORT), always native."""
+
+
+@cluster.command("up")
+@click.option("--timeout", default=180.0, show_default=True, help="Seconds to wait for all.")
+def cluster_up(timeout: float) -> None:
+    """Start the nodes that are not running; return once all three answer."""
+    nodes = Cluster.from_environment()
+    click.echo(f"kafka {kafka_version()} cluster; logs in {nodes.state_dir}/node-*/kafka.log")
+    started = nodes.up(timeout=timeout)
+    what = f"started node(s) {', '.join(map(str, started))}" if started else "all nodes running"
+    click.echo(f"{what}; cluster ready on {nodes.bootstrap}")
+
+
+@cluster.command("status")
+def cluster_status() -> None:
+    """One line per node, then the bootstrap list; exit 1 unless every node answers."""
+    nodes = Cluster.from_environment()
+    rows = nodes.status()
+    for row in rows:
+        click.echo(row.line())
+    click.echo(f"bootstrap={nodes.bootstrap}")
+    sys.exit(0 if all(row.answers for row in rows) else 1)
+
+
+@cluster.command("down")
+def cluster_down() -> None:
+    """Stop exactly the cluster's node processes; their data is kept."""
+    nodes = Cluster.from_environment()
+    pids = nodes.down()
+    if pids:
+        click.echo(f"stopped cluster nodes (pids {', '.join(map(str, pids))}); data kept")
+    else:
+        click.echo("no cluster node was running")
+
+
 @cli.command()
 def clean() -> None:
     """Stop the broker and delete its data, configuration and log (jars stay cached)."""
@@ -137,6 +176,12 @@ def clean() -> None:
         click.echo(f"removed {broker.state_dir} (kafka data, log, config)")
     else:
         click.echo(f"nothing to remove at {broker.state_dir}")
+    nodes = Cluster.from_environment()
+    if nodes.down():
+        click.echo("stopped the cluster's nodes")
+    if nodes.state_dir.exists():
+        shutil.rmtree(nodes.state_dir)
+        click.echo(f"removed {nodes.state_dir} (cluster data, logs, config)")
     if docker.engine_answers():
         docker.compose("down", "--volumes")
         click.echo("removed the compose stack's containers, network and kafka-data volume")
