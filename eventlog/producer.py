@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,18 +23,24 @@ __all__ = ["AsyncProducer", "Delivered", "ProduceError", "ProducerQueueFull"]
 
 
 class ProduceError(EventDeliveryError):
-    """Kafka did not acknowledge a record; ``retriable`` says whether trying again may work."""
+    """Kafka did not acknowledge a record; ``retriable`` says whether trying again may work, and
+    ``code`` is librdkafka's name for the error (e.g. ``MSG_SIZE_TOO_LARGE``)."""
 
-    def __init__(self, message: str, *, retriable: bool) -> None:
+    def __init__(self, message: str, *, retriable: bool, code: str = "") -> None:
         super().__init__(message)
         self.retriable = retriable
+        self.code = code
 
 
 class ProducerQueueFull(ProduceError):
     """The local queue stayed full for the whole wait: back off and try later."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(message, retriable=True)
+        super().__init__(message, retriable=True, code="_QUEUE_FULL")
+
+
+_ROOM_POLL_INTERVAL = 0.01
+"""Seconds between attempts to enqueue while librdkafka's queue is full."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +65,11 @@ class AsyncProducer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        # Callers waiting for room in a full queue line up here, first come first served, and
+        # a new caller joins the line instead of trying first: records are enqueued in the
+        # order produce() was called, so a batch's records cannot overtake one another.
+        self._room = asyncio.Lock()
+        self._waiting_for_room = 0
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -82,9 +94,7 @@ class AsyncProducer:
     ) -> Delivered:
         """Send one record and wait for the broker's acknowledgement.
 
-        ``partition`` places the record explicitly (the dispatcher's park topics mirror the
-        events topic's partitions); by default the partitioner places it by key.
-
+        Records are enqueued in the order of the calls, also when some must wait for room.
         Raises ``ProducerQueueFull`` when librdkafka's queue stays full for ``queue_full_wait``
         seconds (backpressure, bounded), and ``ProduceError`` when the broker refuses or the
         delivery times out (``delivery.timeout.ms``).
@@ -97,29 +107,43 @@ class AsyncProducer:
         def on_delivery(error: KafkaError | None, message: Message) -> None:
             loop.call_soon_threadsafe(_settle, future, error, message)
 
-        deadline = loop.time() + self._queue_full_wait
-        while True:
+        def enqueue() -> None:
             try:
-                if partition is None:
-                    producer.produce(
-                        topic, value=value, key=key, headers=headers, on_delivery=on_delivery
-                    )
-                else:
-                    producer.produce(
-                        topic, value=value, key=key, headers=headers, partition=partition,
-                        on_delivery=on_delivery,
-                    )  # fmt: skip
-                break
-            except BufferError:
-                if loop.time() >= deadline:
-                    raise ProducerQueueFull(
-                        f"producer queue full for {self._queue_full_wait:.1f}s"
-                    ) from None
-                await asyncio.sleep(0.01)
+                producer.produce(
+                    topic, value=value, key=key, headers=headers, on_delivery=on_delivery
+                )
             except KafkaException as exc:
                 error: KafkaError = exc.args[0]
-                raise ProduceError(error.str(), retriable=error.retriable()) from exc
+                raise ProduceError(
+                    error.str(), retriable=error.retriable(), code=error.name()
+                ) from exc
+
+        if self._waiting_for_room:
+            await self._enqueue_when_room(enqueue)
+        else:
+            try:
+                enqueue()
+            except BufferError:
+                await self._enqueue_when_room(enqueue)
         return await future
+
+    async def _enqueue_when_room(self, enqueue: Callable[[], None]) -> None:
+        self._waiting_for_room += 1
+        try:
+            async with asyncio.timeout(self._queue_full_wait), self._room:
+                while True:
+                    try:
+                        enqueue()
+                    except BufferError:
+                        await asyncio.sleep(_ROOM_POLL_INTERVAL)
+                    else:
+                        return
+        except TimeoutError:
+            raise ProducerQueueFull(
+                f"producer queue full for {self._queue_full_wait:.1f}s"
+            ) from None
+        finally:
+            self._waiting_for_room -= 1
 
     def flush(self, timeout: float) -> int:
         """Wait up to ``timeout`` s for queued records; returns how many are still unsent."""
@@ -144,7 +168,9 @@ def _settle(future: asyncio.Future[Delivered], error: KafkaError | None, message
     if future.done():  # the awaiting request was cancelled
         return
     if error is not None:
-        future.set_exception(ProduceError(error.str(), retriable=error.retriable()))
+        future.set_exception(
+            ProduceError(error.str(), retriable=error.retriable(), code=error.name())
+        )
         return
     topic, partition, offset = message.topic(), message.partition(), message.offset()
     assert topic is not None and partition is not None and offset is not None

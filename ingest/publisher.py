@@ -87,8 +87,10 @@ class EventPublisher:
         Raises ``Unavailable`` instead when Kafka acknowledged none of them.
         """
         self._refuse_if_stopping()
-        # Tasks take their first step in creation order, so the records are enqueued (and,
-        # the producer being idempotent, stored) in the batch's order.
+        # Tasks take their first step in creation order, and the producer enqueues records in
+        # the order of its produce() calls even when some must wait for room in a full queue;
+        # so the records are enqueued (and, the producer being idempotent, stored) in the
+        # batch's order.
         tasks = [asyncio.ensure_future(self._produce(event)) for event in events]
         _, pending = await asyncio.wait(tasks, timeout=self._ack_timeout)
         for task in pending:

@@ -13,6 +13,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+import eventlog.producer
 from eventlog.clients import producer_config
 from eventlog.producer import AsyncProducer, Delivered, ProduceError
 from eventlog.record import Headers, decode
@@ -28,6 +29,7 @@ from tests.ingest.conftest import (
     running,
     wait_ready,
 )
+from tests.support.queue_full import QueueFullAtFirst
 
 pytestmark = pytest.mark.kafka
 
@@ -318,3 +320,18 @@ async def test_a_batch_reports_each_event_kafka_refused_and_stores_the_rest(
 
     records = read_topic(ingest_settings.bootstrap_servers, ingest_settings.topic, 2)
     assert sorted(r.value() or b"" for r in records) == [b"a", b"b"]
+
+
+async def test_a_batch_keeps_its_order_when_the_producer_queue_is_full_at_first(
+    ingest_settings: IngestSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(eventlog.producer, "Producer", QueueFullAtFirst)
+    monkeypatch.setattr(QueueFullAtFirst, "refusals", 1)
+    events = [{"user_id": "ursula", "payload": f"e{n}"} for n in range(4)]
+    async with running(create_app(ingest_settings)) as client:
+        await wait_ready(client)
+        response = await client.post("/events/batch", json=events)
+        assert response.status_code == 202, response.text
+    records = read_topic(ingest_settings.bootstrap_servers, ingest_settings.topic, 4)
+    stored = sorted(records, key=lambda r: r.offset() or 0)
+    assert [r.value() for r in stored] == [b"e0", b"e1", b"e2", b"e3"]
