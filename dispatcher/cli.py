@@ -28,7 +28,7 @@ manifest_option = click.option(
     "--manifest",
     "manifest_paths",
     multiple=True,
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=click.Path(path_type=Path),  # the manifest loader explains a directory (exit 1)
     help="A manifest of destinations (repeatable; names must be unique across them).",
 )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import textwrap
 import traceback
 from collections.abc import Callable, Mapping
@@ -281,7 +282,7 @@ ERRORS = [
         "bad-default-duration",
         "defaults: {retry: {initial_backoff: soon}}\n" + ONE + "}",
         "field 'defaults.retry.initial_backoff'",
-        ["not a duration: 'soon'; write e.g. 500ms, 2s or 1m"],
+        ["not a duration: 'soon'; write e.g. 500ms, 2s, 1m, 2h or 7d"],
     ),
     (
         "default-buffer-below-concurrency",
@@ -366,7 +367,7 @@ ERRORS = [
         "bad-timeout",
         ONE + ", timeout: soon}",
         "destination 'bq': field 'timeout'",
-        ["not a duration: 'soon'; write e.g. 500ms, 2s or 1m"],
+        ["not a duration: 'soon'; write e.g. 500ms, 2s, 1m, 2h or 7d"],
     ),
     (
         "zero-timeout",
@@ -378,7 +379,7 @@ ERRORS = [
         "bad-retry-duration",
         ONE + ", retry: {max_backoff: soon}}",
         "destination 'bq': field 'retry.max_backoff'",
-        ["not a duration: 'soon'; write e.g. 500ms, 2s or 1m"],
+        ["not a duration: 'soon'; write e.g. 500ms, 2s, 1m, 2h or 7d"],
     ),
     (
         "unknown-retry-key",
@@ -457,16 +458,18 @@ def test_a_missing_file_is_named(tmp_path: Path) -> None:
 
 
 def test_a_directory_is_not_a_manifest(tmp_path: Path) -> None:
-    assert str(error_of(tmp_path)).startswith(f"{tmp_path}: cannot be read")
+    assert str(error_of(tmp_path)) == (
+        f"{tmp_path}: is a directory; give the path of a manifest YAML file"
+    )
 
 
 def test_an_unreadable_file_is_named(write: Write, monkeypatch: pytest.MonkeyPatch) -> None:
     path = write(MINIMAL)
 
-    def refuse(self: Path, encoding: str | None = None) -> str:
+    def refuse(*args: object, **kwargs: object) -> int:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(Path, "read_text", refuse)
+    monkeypatch.setattr(os, "open", refuse)  # root reads any file, so chmod cannot say no
     assert str(error_of(path)) == f"{path}: cannot be read: Permission denied"
 
 
@@ -564,14 +567,22 @@ def test_the_shipped_manifests_hold_the_five_demo_destinations() -> None:
 
 @pytest.mark.parametrize(
     ("written", "seconds"),
-    [("250ms", 0.25), ("2s", 2.0), ("1.5m", 90.0), ("3", 3.0), ("0.5", 0.5), ("10 ms", 0.01)],
+    [
+        ("250ms", 0.25),
+        ("2s", 2.0),
+        ("1.5m", 90.0),
+        ("3", 3.0),
+        ("0.5", 0.5),
+        ("2h", 7200.0),
+        ("1d", 86400.0),
+    ],
 )
 def test_durations_in_a_manifest(write: Write, written: str, seconds: float) -> None:
     (spec,) = load(write(ONE + f", timeout: '{written}'}}")).destinations
     assert spec.timeout == pytest.approx(seconds)
 
 
-@pytest.mark.parametrize("written", ["1h", "-1s", "soon", "'1,5s'", ".inf", ".nan", "true", "[]"])
+@pytest.mark.parametrize("written", ["2 s", "-1s", "soon", "'1,5s'", ".inf", ".nan", "true", "[]"])
 def test_what_is_not_a_duration(write: Write, written: str) -> None:
     message = str(error_of(write(ONE + f", retry: {{initial_backoff: {written}}}}}")))
     assert "field 'retry.initial_backoff'" in message
