@@ -11,6 +11,7 @@ __all__ = [
     "FieldError",
     "IngestError",
     "InvalidRequest",
+    "Refused",
     "SettingsError",
     "Unavailable",
     "UnsupportedMediaType",
@@ -71,3 +72,17 @@ class Unavailable(IngestError):
         self.detail = detail
         self.reason = reason
         self.retry_after = retry_after
+
+
+class Refused(IngestError):
+    """Kafka refused the event for good: sending the same request again cannot help.
+
+    ``kind`` is ``event-too-large`` (413: the record is over the topic's
+    ``max.message.bytes``) or ``kafka-refused`` (500: e.g. ingest may not write to the topic);
+    ``detail`` names Kafka's cause.
+    """
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(detail)
+        self.kind = kind
+        self.detail = detail

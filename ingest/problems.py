@@ -15,7 +15,13 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap
 
-from ingest.exceptions import FieldError, InvalidRequest, Unavailable, UnsupportedMediaType
+from ingest.exceptions import (
+    FieldError,
+    InvalidRequest,
+    Refused,
+    Unavailable,
+    UnsupportedMediaType,
+)
 from ingest.stats import IngestStats
 
 __all__ = ["PROBLEM_MEDIA_TYPE", "exception_handlers", "problem_type"]
@@ -33,6 +39,8 @@ _TITLES = {
     "body-too-large": (413, "Request body too large"),
     "unsupported-media-type": (415, "Unsupported media type"),
     "unavailable": (503, "Temporarily unavailable"),
+    "event-too-large": (413, "Event too large for Kafka"),
+    "kafka-refused": (500, "Kafka refused the event"),
 }
 
 
@@ -71,6 +79,13 @@ def exception_handlers(stats: IngestStats) -> ExceptionHandlersMap:
             reason=exc.reason,
         )
 
+    def refused(_: Request[Any, Any, Any], exc: Refused) -> Response[Any]:
+        if _TITLES[exc.kind][0] < 500:
+            stats.rejected(exc.kind)
+        else:
+            stats.failed(exc.kind)
+        return _problem(exc.kind, exc.detail)
+
     def http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
         if exc.detail == _CLIENT_WENT_AWAY:
             # Litestar's way of saying the client hung up mid-body: no bug, and no one to answer.
@@ -99,6 +114,7 @@ def exception_handlers(stats: IngestStats) -> ExceptionHandlersMap:
         )
 
     def unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+        stats.failed("unexpected")
         log.error(
             "unexpected error method=%s path=%s", request.method, request.url.path, exc_info=exc
         )
@@ -113,6 +129,7 @@ def exception_handlers(stats: IngestStats) -> ExceptionHandlersMap:
         InvalidRequest: invalid_request,
         UnsupportedMediaType: unsupported_media_type,
         Unavailable: unavailable,
+        Refused: refused,
         HTTPException: http_exception,
         Exception: unexpected,
     }

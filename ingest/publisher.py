@@ -15,10 +15,14 @@ from eventlog import semconv
 from eventlog.producer import Delivered, ProduceError, ProducerQueueFull
 from eventlog.record import Event, Headers, encode
 from eventlog.telemetry import inject_context, tracing_enabled
-from ingest.exceptions import Unavailable
+from ingest.exceptions import Refused, Unavailable
+from ingest.refusals import Disposition, disposition
 from ingest.stats import IngestStats
 
-__all__ = ["EventProducer", "EventPublisher"]
+__all__ = ["EventProducer", "EventPublisher", "Failure"]
+
+Failure = Unavailable | Refused
+"""Why one event was not stored: try again later, or Kafka will not take it."""
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("ingest")
@@ -69,22 +73,24 @@ class EventPublisher:
         self._stopping = True
 
     async def publish(self, event: Event) -> Delivered:
-        """Write one event; return where Kafka stored it, or raise ``Unavailable``."""
+        """Write one event; return where Kafka stored it, or raise ``Unavailable`` (try again
+        later) or ``Refused`` (Kafka will not store it)."""
         self._refuse_if_stopping()
         try:
             async with asyncio.timeout(self._ack_timeout):
                 delivered = await self._produce(event)
         except (TimeoutError, ProduceError) as exc:
-            unavailable = self._unavailable(exc)
-            self._record_failures(1, unavailable, event)
-            raise unavailable from exc
+            failure = self._failure(exc)
+            self._record_failures([failure], event)
+            raise failure from exc
         self._record_successes(1)
         return delivered
 
-    async def publish_batch(self, events: Sequence[Event]) -> list[Delivered | Unavailable]:
+    async def publish_batch(self, events: Sequence[Event]) -> list[Delivered | Failure]:
         """Write events in order; each result is where Kafka stored it or why it did not.
 
-        Raises ``Unavailable`` instead when Kafka acknowledged none of them.
+        When Kafka acknowledged none of them, raises instead: ``Refused`` if Kafka refused
+        each one for good, else ``Unavailable``.
         """
         self._refuse_if_stopping()
         # Tasks take their first step in creation order, and the producer enqueues records in
@@ -95,27 +101,33 @@ class EventPublisher:
         _, pending = await asyncio.wait(tasks, timeout=self._ack_timeout)
         for task in pending:
             task.cancel()
-        results: list[Delivered | Unavailable] = []
-        first_failure: tuple[Unavailable, Event] | None = None
+        results: list[Delivered | Failure] = []
+        failures: list[Failure] = []
+        first_failed: Event | None = None
         for event, task in zip(events, tasks, strict=True):
             error = TimeoutError() if task in pending else task.exception()
             if error is None:
                 results.append(task.result())
                 continue
-            unavailable = self._unavailable(error)
-            results.append(unavailable)
-            first_failure = first_failure or (unavailable, event)
-        if first_failure is None:
+            failure = self._failure(error)
+            results.append(failure)
+            failures.append(failure)
+            first_failed = first_failed or event
+        if first_failed is None:
             self._record_successes(len(results))
             return results
-        failed = sum(isinstance(r, Unavailable) for r in results)
-        self._record_failures(failed, *first_failure)
-        if failed < len(results):
-            self._record_successes(len(results) - failed)
+        self._record_failures(failures, first_failed)
+        if len(failures) < len(results):
+            self._record_successes(len(results) - len(failures))
             return results
+        retry_later = [f for f in failures if isinstance(f, Unavailable)]
+        refused = [f for f in failures if isinstance(f, Refused)]
+        if not retry_later:
+            first = refused[0]
+            raise Refused(first.kind, f"none of the {len(failures)} events was stored: {first}")
         raise Unavailable(
-            f"none of the {failed} events was acknowledged: {first_failure[0].detail}",
-            reason=first_failure[0].reason,
+            f"none of the {len(failures)} events was acknowledged: {retry_later[0].detail}",
+            reason=retry_later[0].reason,
             retry_after=self._retry_after,
         )
 
@@ -152,33 +164,56 @@ class EventPublisher:
                 retry_after=self._retry_after,
             )
 
-    def _unavailable(self, exc: BaseException) -> Unavailable:
+    def _failure(self, exc: BaseException) -> Failure:
         if isinstance(exc, ProducerQueueFull):
             reason, detail = "busy", "the Kafka producer queue is full; retry shortly"
         elif isinstance(exc, ProduceError):
+            verdict = disposition(exc.code)
+            if verdict is Disposition.TOO_LARGE:
+                return Refused(
+                    "event-too-large",
+                    f"Kafka refused the event as larger than the topic takes (its "
+                    f"max.message.bytes): {exc}",
+                )
+            if verdict is Disposition.REFUSED:
+                return Refused("kafka-refused", f"Kafka refused the event ({exc.code}): {exc}")
             reason, detail = "kafka-error", f"Kafka did not store the event: {exc}"
         else:
             reason = "kafka-timeout"
             detail = f"Kafka did not acknowledge the event within {self._ack_timeout:g}s"
         return Unavailable(detail, reason=reason, retry_after=self._retry_after)
 
-    def _record_failures(self, count: int, example: Unavailable, event: Event) -> None:
+    def _record_failures(self, failures: Sequence[Failure], event: Event) -> None:
+        unavailable = [f for f in failures if isinstance(f, Unavailable)]
+        for refused in failures:
+            if isinstance(refused, Refused) and refused.kind == "kafka-refused":
+                # Not the client's doing and not transient: an operator has to act.
+                log.error(
+                    "kafka refused an event; it was answered 500 id=%s user=%r detail=%s",
+                    event.id,
+                    event.user_id,
+                    refused.detail,
+                )
+                break
+        if not unavailable:
+            return
         # One warning per spell of failures, not one per event: while Kafka is away every
         # request fails the same way. user_id is the client's text: quoted, so it cannot
         # forge a log line.
+        example = unavailable[0]
         level = logging.DEBUG if self._failures_in_spell else logging.WARNING
         log.log(
             level,
             "events not acknowledged; answering 503 until Kafka acknowledges again "
             "count=%d reason=%s id=%s user=%r detail=%s",
-            count,
+            len(unavailable),
             example.reason,
             event.id,
             event.user_id,
             example.detail,
         )
-        self._failures_in_spell += count
-        self._stats.unacknowledged(count)
+        self._failures_in_spell += len(unavailable)
+        self._stats.unacknowledged(len(unavailable))
 
     def _record_successes(self, count: int) -> None:
         self._stats.accepted(count)

@@ -18,9 +18,8 @@ from litestar.params import HeaderParameter
 from eventlog.producer import Delivered
 from eventlog.record import Event
 from ingest.backpressure import RequestSlots
-from ingest.exceptions import Unavailable
 from ingest.problems import PROBLEM_MEDIA_TYPE
-from ingest.publisher import EventPublisher
+from ingest.publisher import EventPublisher, Failure
 from ingest.readiness import KafkaWatch, Readiness
 from ingest.schemas import Accepted, BatchAccepted, BatchItemResult, Health, Problem
 from ingest.settings import IngestSettings
@@ -164,8 +163,8 @@ def routes(ctx: RouteContext) -> list[HTTPRouteHandler]:
     ]
 
 
-def _item_result(index: int, event: Event, outcome: Delivered | Unavailable) -> BatchItemResult:
-    if isinstance(outcome, Unavailable):
+def _item_result(index: int, event: Event, outcome: Delivered | Failure) -> BatchItemResult:
+    if not isinstance(outcome, Delivered):
         return BatchItemResult(index, event.id, "failed", error=outcome.detail)
     return BatchItemResult(index, event.id, "accepted", outcome.partition, outcome.offset)
 

@@ -21,6 +21,7 @@ class IngestStats:
         """Events answered 503 (or failed in a batch) because Kafka did not acknowledge them."""
         self._rejected: Counter[str] = Counter()
         self._unavailable: Counter[str] = Counter()
+        self._failed: Counter[str] = Counter()
         meter = metrics.get_meter("ingest")
         meter.create_observable_counter(
             "ingest_events_accepted", unit="{event}",
@@ -42,6 +43,11 @@ class IngestStats:
             callbacks=[lambda _: _by_reason(self._unavailable)],
             description="Requests answered 503, by reason.",
         )  # fmt: skip
+        meter.create_observable_counter(
+            "ingest_requests_failed", unit="{request}",
+            callbacks=[lambda _: _by_reason(self._failed)],
+            description="Requests answered 500 (Kafka refused for good, or a bug), by reason.",
+        )  # fmt: skip
 
     @property
     def requests_rejected(self) -> int:
@@ -52,6 +58,11 @@ class IngestStats:
     def requests_unavailable(self) -> int:
         """Requests answered 503."""
         return sum(self._unavailable.values())
+
+    @property
+    def requests_failed(self) -> int:
+        """Requests answered 500."""
+        return sum(self._failed.values())
 
     def accepted(self, count: int) -> None:
         self.events_accepted += count
@@ -64,6 +75,9 @@ class IngestStats:
 
     def unavailable(self, reason: str) -> None:
         self._unavailable[reason] += 1
+
+    def failed(self, reason: str) -> None:
+        self._failed[reason] += 1
 
 
 def _by_reason(counts: Counter[str]) -> list[Observation]:

@@ -291,7 +291,9 @@ class RefusingProducer(GatedProducer):
         self, topic: str, *, key: bytes, value: bytes, headers: Headers | None = None
     ) -> Delivered:
         if value == b"refuse":
-            raise ProduceError("Broker: Message size too large", retriable=False)
+            raise ProduceError(
+                "Broker: Message size too large", retriable=False, code="MSG_SIZE_TOO_LARGE"
+            )
         return await self.inner.produce(topic, key=key, value=value, headers=headers)
 
 
@@ -313,10 +315,11 @@ async def test_a_batch_reports_each_event_kafka_refused_and_stores_the_rest(
         assert "Message size too large" in body["results"][1]["error"]
         assert "offset" not in body["results"][1]
 
+        # Refused for good, each of them: sending it again cannot help, so no 503.
         refused = await client.post("/events/batch", json=[events[1], events[1]])
-        assert refused.status_code == 503
-        assert refused.headers["retry-after"] == str(ingest_settings.retry_after)
-        assert refused.json()["reason"] == "kafka-error"
+        assert refused.status_code == 413, refused.text
+        assert "retry-after" not in refused.headers
+        assert refused.json()["type"] == "urn:event-delivery:problem:event-too-large"
 
     records = read_topic(ingest_settings.bootstrap_servers, ingest_settings.topic, 2)
     assert sorted(r.value() or b"" for r in records) == [b"a", b"b"]
