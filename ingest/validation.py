@@ -105,6 +105,15 @@ def _decode_untyped(body: bytes) -> Any:
         return _any_decoder.decode(body)
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise _malformed(exc) from exc
+    except RecursionError:
+        # The decoder recurses per level of nesting and stops at the interpreter's limit (a
+        # clean RecursionError, no crash). Whether the rest would even be balanced is beside
+        # the point: no event nests, so such a body is refused as unreadable.
+        raise InvalidRequest(
+            "malformed-json",
+            "the body is not JSON ingest reads: arrays or objects nested too deeply "
+            "(an event is one object of two strings)",
+        ) from None
 
 
 def _malformed(exc: Exception) -> InvalidRequest:

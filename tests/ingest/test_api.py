@@ -213,6 +213,24 @@ BAD_REQUESTS = {
     "batch of 1001": BadRequest(
         422, "invalid-batch", method="POST", path="/events/batch", json=[_OK] * 1001
     ),
+    "deeply nested": BadRequest(
+        400, "malformed-json", content=b"[" * 1000 + b"]" * 1000, headers=JSON
+    ),
+    "unbalanced nesting": BadRequest(400, "malformed-json", content=b"[" * 5000, headers=JSON),
+    "deeply nested payload": BadRequest(
+        400,
+        "malformed-json",
+        content=b'{"user_id": "u", "payload": ' + b"[" * 1000 + b"]" * 1000 + b"}",
+        headers=JSON,
+    ),
+    "deeply nested batch": BadRequest(
+        400,
+        "malformed-json",
+        method="POST",
+        path="/events/batch",
+        content=b"[" * 1000 + b"]" * 1000,
+        headers=JSON,
+    ),
     "malformed batch": BadRequest(
         400, "malformed-json", method="POST", path="/events/batch", content=b"[{", headers=JSON
     ),

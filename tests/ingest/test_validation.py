@@ -175,3 +175,29 @@ def test_a_malformed_batch_is_malformed_json() -> None:
     with pytest.raises(InvalidRequest) as exc:
         parse_batch(b"[{]", max_user_id_length=9, max_event_bytes=9, max_batch_events=9)
     assert exc.value.kind == "malformed-json"
+
+
+DEEP = 5000
+"""Far deeper than any decoder's recursion limit; an event is one object of two strings."""
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * DEEP + b"]" * DEEP,
+        b"[" * DEEP,  # unbalanced
+        b'{"user_id": "u", "payload": ' + b"[" * DEEP + b"]" * DEEP + b"}",
+        b'{"user_id": "u", "payload": ' + b'{"a":' * DEEP + b"1" + b"}" * DEEP + b"}",
+    ],
+    ids=["nested arrays", "unbalanced", "nested payload", "nested objects"],
+)
+def test_deeply_nested_json_is_refused_without_recursing(body: bytes) -> None:
+    with pytest.raises(InvalidRequest) as exc:
+        parse_event(body, max_user_id_length=256)
+    assert exc.value.kind == "malformed-json"
+    assert "nested too deeply" in exc.value.detail
+    with pytest.raises(InvalidRequest) as batch_exc:
+        parse_batch(
+            b"[" + body + b"]", max_user_id_length=256, max_event_bytes=9, max_batch_events=9
+        )
+    assert batch_exc.value.kind == "malformed-json"
