@@ -78,9 +78,20 @@ def decode(
             id=found[HEADER_ID].decode(),
             user_id=key.decode(),
             payload=value.decode(),
-            received_at_ms=int(found[HEADER_RECEIVED_AT]),
+            received_at_ms=_milliseconds(found[HEADER_RECEIVED_AT]),
         )
     except KeyError as exc:
         raise RecordFormatError(f"record has no {exc.args[0]!r} header") from exc
     except (UnicodeDecodeError, ValueError) as exc:
         raise RecordFormatError(f"record is not valid format {FORMAT_VERSION}: {exc}") from exc
+
+
+_MAX_MS_DIGITS = 15
+"""Milliseconds since the epoch fit in 13 digits until the year 2286; more is not a time."""
+
+
+def _milliseconds(raw: bytes) -> int:
+    if not (raw.isdigit() and 0 < len(raw) <= _MAX_MS_DIGITS):  # bytes.isdigit is ASCII-only
+        shown = raw[:20].decode("ascii", "replace") + ("..." if len(raw) > 20 else "")
+        raise ValueError(f"{HEADER_RECEIVED_AT} {shown!r} is not milliseconds since the epoch")
+    return int(raw)

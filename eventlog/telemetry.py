@@ -88,13 +88,23 @@ def inject_context(headers: Headers) -> None:
 def extract_context(
     headers: Sequence[tuple[str, str | bytes | None]] | Mapping[str, str | bytes | None],
 ) -> Context:
-    """The trace context carried by a record's headers (empty if none)."""
+    """The trace context carried by a record's headers (empty if none, or unreadable).
+
+    Headers come from whoever wrote the record: one that is not ASCII is not trace context,
+    and is ignored rather than allowed to fail the event's delivery.
+    """
     pairs = headers.items() if isinstance(headers, Mapping) else headers
-    carrier = {
-        key: value.decode() if isinstance(value, bytes) else value
-        for key, value in pairs
-        if key in TRACE_HEADERS and value is not None
-    }
+    carrier: dict[str, str] = {}
+    for key, value in pairs:
+        if key not in TRACE_HEADERS or value is None:
+            continue
+        try:
+            text = value.decode("ascii") if isinstance(value, bytes) else value
+        except UnicodeDecodeError:
+            return Context()
+        if not text.isascii():
+            return Context()
+        carrier[key] = text
     return propagate.extract(carrier) if carrier else Context()
 
 
