@@ -9,8 +9,7 @@ Two questions are answered here, with no I/O, so they can be tested exhaustively
   became ready, so a busy user cannot starve the others.
 * **What may be committed?** ``OffsetTracker`` follows one partition: its committable offset is
   the lowest offset still pending (Kafka's "next offset to read"), so a restart re-delivers every
-  unfinished event and never skips one. ``PartitionOffsets`` holds one tracker per assigned
-  partition and says which commits moved forward.
+  unfinished event and never skips one.
 
 Every operation is O(1) amortised: they run once per event on the consumer's hot path. Misuse
 (an offset going backwards, finishing what is not in flight) raises ``ValueError``: it is a bug
@@ -26,7 +25,7 @@ from typing import Generic, TypeVar
 # typing's own TypeVar takes ``default`` only from Python 3.13.
 from typing_extensions import TypeVar as TypeVarWithDefault
 
-__all__ = ["KeyedScheduler", "OffsetTracker", "PartitionOffsets"]
+__all__ = ["KeyedScheduler", "OffsetTracker"]
 
 T = TypeVar("T")
 """The caller's item (an event wrapper); never inspected here."""
@@ -89,66 +88,6 @@ class OffsetTracker:
     def pending(self) -> int:
         """Events added and not yet done."""
         return len(self._pending)
-
-
-class PartitionOffsets:
-    """One ``OffsetTracker`` per assigned partition, and the commits that moved forward.
-
-    The consumer adds each fetched event, marks it done when its delivery ends, periodically
-    asks ``commits`` for what to send to Kafka, and ``remove``s partitions it loses.
-    """
-
-    __slots__ = ("_trackers",)
-
-    def __init__(self) -> None:
-        self._trackers: dict[int, OffsetTracker] = {}
-
-    def add(self, partition: int, offset: int) -> None:
-        """Record a fetched event; a partition is tracked from its first event on."""
-        tracker = self._trackers.get(partition)
-        if tracker is None:
-            tracker = self._trackers[partition] = OffsetTracker()
-        tracker.add(offset)
-
-    def done(self, partition: int, offset: int) -> None:
-        """Record that an event finished; ``ValueError`` if its partition is not tracked."""
-        tracker = self._trackers.get(partition)
-        if tracker is None:
-            raise ValueError(f"partition {partition} is not tracked")
-        tracker.done(offset)
-
-    def committable(self, partition: int) -> int | None:
-        """The offset to commit for ``partition``, or ``None`` if nothing was added to it."""
-        tracker = self._trackers.get(partition)
-        return tracker.committable() if tracker is not None else None
-
-    def commits(self, since_last: dict[int, int]) -> dict[int, int]:
-        """Offsets to commit now: partitions whose committable offset is above ``since_last``.
-
-        ``since_last`` maps partitions to the offsets committed before; a partition missing
-        from it has never been committed. Unchanged partitions are left out, so an idle
-        consumer sends no commits.
-        """
-        commits: dict[int, int] = {}
-        for partition, tracker in self._trackers.items():
-            offset = tracker.committable()
-            if offset is not None and offset > since_last.get(partition, -1):
-                commits[partition] = offset
-        return commits
-
-    def remove(self, partition: int) -> None:
-        """Stop tracking ``partition`` (revoked); unknown partitions are ignored."""
-        self._trackers.pop(partition, None)
-
-    @property
-    def partitions(self) -> list[int]:
-        """The partitions tracked."""
-        return list(self._trackers)
-
-    @property
-    def pending(self) -> int:
-        """Events added and not yet done, over all partitions."""
-        return sum(tracker.pending for tracker in self._trackers.values())
 
 
 class KeyedScheduler(Generic[T, K]):
@@ -249,6 +188,10 @@ class KeyedScheduler(Generic[T, K]):
         # An in-flight key is never in ``_ready``, so only the count needs fixing.
         self._queued -= len(queue)
         return list(queue)
+
+    def queued_keys(self) -> list[K]:
+        """The keys that have items waiting (a snapshot)."""
+        return list(self._queues)
 
     def in_flight_keys(self) -> list[K]:
         """The keys that have an item in flight (a snapshot, safe to ``forget`` while iterating)."""

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from dispatcher.ordering import KeyedScheduler, OffsetTracker, PartitionOffsets
+from dispatcher.ordering import KeyedScheduler, OffsetTracker
 
 Key = tuple[int, int]
 """``(partition, user)``, as the consumer builds it."""
@@ -109,37 +109,6 @@ def test_offset_tracker_examples() -> None:
         tracker.done(9)
     with pytest.raises(ValueError, match="strictly increasing"):
         tracker.add(9)
-
-
-# --- PartitionOffsets --------------------------------------------------------------------------
-
-
-def test_commits_only_partitions_that_moved_forward() -> None:
-    offsets = PartitionOffsets()
-    assert offsets.commits({}) == {}
-    for partition, offset in [(0, 10), (0, 11), (1, 3), (2, 7)]:
-        offsets.add(partition, offset)
-    assert offsets.commits({}) == {0: 10, 1: 3, 2: 7}
-    committed = {0: 10, 1: 3, 2: 7}
-    assert offsets.commits(committed) == {}
-    offsets.done(0, 10)
-    offsets.done(2, 7)
-    assert offsets.commits(committed) == {0: 11, 2: 8}
-    assert offsets.pending == 2
-    assert offsets.committable(1) == 3
-    assert offsets.committable(5) is None
-
-
-def test_removed_partition_is_forgotten() -> None:
-    offsets = PartitionOffsets()
-    offsets.add(0, 1)
-    offsets.add(1, 1)
-    offsets.remove(1)
-    offsets.remove(7)  # never tracked: nothing to do
-    assert offsets.partitions == [0]
-    assert offsets.commits({}) == {0: 1}
-    with pytest.raises(ValueError, match="partition 1 is not tracked"):
-        offsets.done(1, 1)
 
 
 # --- KeyedScheduler ----------------------------------------------------------------------------
@@ -326,3 +295,16 @@ def test_revocation_leaves_other_keys_alone() -> None:
 def test_concurrency_must_be_positive() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         KeyedScheduler[str](0)
+
+
+@example(concurrency=2, pushed_keys=[(0, 1), (0, 1)])
+@example(concurrency=3, pushed_keys=[(0, 1), (1, 1), (0, 1), (1, 1)])
+@given(concurrency=st.integers(1, 5), pushed_keys=st.lists(keys, max_size=40))
+def test_a_key_never_has_two_items_in_flight(concurrency: int, pushed_keys: list[Key]) -> None:
+    scheduler = KeyedScheduler[Item, Key](concurrency)
+    for sequence, key in enumerate(pushed_keys):
+        scheduler.push(key, (key, sequence))
+    started: list[Key] = []
+    while (popped := scheduler.pop_ready()) is not None:
+        started.append(popped[0])
+    assert len(started) == len(set(started)) == min(concurrency, len(set(pushed_keys)))
