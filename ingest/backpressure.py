@@ -8,22 +8,49 @@ no slot within the wait is told to come back later instead of queueing without e
 from __future__ import annotations
 
 import asyncio
+import logging
 
+from opentelemetry import metrics
+from opentelemetry.metrics import Observation
+
+from ingest.bursts import BurstLog
 from ingest.exceptions import Unavailable
 
 __all__ = ["RequestSlots"]
+
+log = logging.getLogger(__name__)
 
 
 class RequestSlots:
     """``max_concurrent`` slots; ``hold()`` waits at most ``wait`` seconds for one."""
 
-    def __init__(self, *, max_concurrent: int, wait: float, retry_after: int) -> None:
+    def __init__(
+        self, *, max_concurrent: int, wait: float, retry_after: int, log_interval: float = 10.0
+    ) -> None:
         self._semaphore = asyncio.Semaphore(max_concurrent)
         self._max = max_concurrent
         self._wait = wait
         self._retry_after = retry_after
         self._in_use = 0
         self._waiting = 0
+        # A saturated ingest refuses thousands of requests a second: a line per burst, with
+        # the count, says so without flooding the log.
+        self._refusals = BurstLog(
+            log,
+            "no free request slot; answering 503 busy max_concurrent_requests=%d wait=%gs",
+            interval=log_interval,
+        )
+        meter = metrics.get_meter("ingest")
+        meter.create_observable_gauge(
+            "ingest_request_slots_in_use", unit="{request}",
+            callbacks=[lambda _: [Observation(self._in_use)]],
+            description="Event requests holding a slot (parsing and producing) right now.",
+        )  # fmt: skip
+        meter.create_observable_gauge(
+            "ingest_request_slots_waiting", unit="{request}",
+            callbacks=[lambda _: [Observation(self._waiting)]],
+            description="Event requests waiting for a free slot right now.",
+        )  # fmt: skip
 
     @property
     def in_use(self) -> int:
@@ -47,6 +74,7 @@ class RequestSlots:
                 async with asyncio.timeout(self._wait):
                     await self._semaphore.acquire()
             except TimeoutError:
+                self._refusals.hit(self._max, self._wait)
                 raise Unavailable(
                     f"ingest is handling {self._max} requests already; retry shortly",
                     reason="busy",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 
@@ -67,3 +68,28 @@ async def _hold_once(slots: RequestSlots) -> None:
 async def _hold_until(slots: RequestSlots, release: asyncio.Event) -> None:
     async with slots.hold():
         await release.wait()
+
+
+async def test_refusals_are_logged_once_per_burst_with_their_count(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="ingest")
+    slots = RequestSlots(max_concurrent=1, wait=0.0, retry_after=1, log_interval=0.3)
+    release = asyncio.Event()
+    holder = asyncio.create_task(_hold_until(slots, release))
+    await until(lambda: slots.in_use == 1, within=5, what="the only slot is taken")
+    for _ in range(50):
+        with pytest.raises(Unavailable):
+            await _hold_once(slots)
+
+    def busy_lines() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "busy" in r.getMessage()]
+
+    first, *_ = busy_lines()
+    assert len(busy_lines()) == 1, busy_lines()
+    assert "count=1 " in first
+    await until(lambda: len(busy_lines()) == 2, within=5, what="the rest of the burst summed")
+    assert "count=49 in the last 0.3s" in busy_lines()[1]
+    assert all(r.levelno == logging.WARNING for r in caplog.records)
+    release.set()
+    await holder
