@@ -56,10 +56,16 @@ class BurstLog:
     """
 
     def __init__(
-        self, logger: logging.Logger, message: str, *, interval: float = 10.0, level: int = 30
+        self,
+        logger: logging.Logger,
+        message: str,
+        *,
+        interval: float = 10.0,
+        level: int = logging.WARNING,
     ) -> None:
         self._logger = logger
-        self._message = message
+        self._first = message + " count=%d (more are summed every %gs)"
+        self._summary = message + " count=%d in the last %gs"
         self._interval = interval
         self._level = level
         self._counter = BurstCounter(interval=interval)
@@ -74,7 +80,7 @@ class BurstLog:
             self._args = args
             self._logger.log(
                 self._level,
-                self._message + " count=%d (more are summed every %gs)",
+                self._first,
                 *args,
                 count,
                 self._interval,
@@ -88,7 +94,7 @@ class BurstLog:
         if count:
             self._logger.log(
                 self._level,
-                self._message + " count=%d in the last %gs",
+                self._summary,
                 *self._args,
                 count,
                 self._interval,
