@@ -27,6 +27,8 @@ import yaml
 from dispatcher.destinations import TYPES, DestinationType
 from dispatcher.durations import Duration, decode_hook, parse_duration
 from dispatcher.exceptions import ManifestError
+from dispatcher.breaker import BreakerPolicy
+from dispatcher.parking import ParkingPolicy
 from dispatcher.retry import RetryPolicy
 
 __all__ = ["DestinationSpec", "Manifest", "load_manifest", "load_manifests"]
@@ -84,6 +86,12 @@ class DestinationSpec:
     """Events of different users in flight at once (one user's events go one at a time)."""
     max_buffered: int = 1000
     """Events fetched but unfinished (in flight or waiting) before fetching pauses."""
+    max_buffered_bytes: int = 64 * 1024 * 1024
+    """Bytes of fetched but unfinished events before fetching pauses (whichever comes first)."""
+    breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
+    """When the destination counts as down (its circuit breaker)."""
+    parking: ParkingPolicy = field(default_factory=ParkingPolicy)
+    """What happens to users whose events exhaust their retries (ordered parking)."""
 
     def __post_init__(self) -> None:
         if not self.timeout > 0:
