@@ -1,46 +1,129 @@
 """Webhook destinations: ``POST`` the event as JSON to a URL.
 
-2xx is success. Timeouts, connection errors, 408, 429 and 5xx are retried (``Retry-After``
-honoured); any other status is permanent. One connection pool per destination.
+2xx is success; what other statuses mean is ``http_status``'s (configurable per destination).
+Timeouts and connection errors are retried. A request the HTTP client refuses to build (a
+header value it rejects) is the destination's configuration at fault, not a reason to retry.
+The URL and headers are checked when the manifest is loaded, so such requests should never
+be built. One connection pool per destination.
 """
 
 from __future__ import annotations
 
 import email.utils
+import re
 import time
+import urllib.parse
 
 import aiohttp
 import msgspec
+import yarl
 from opentelemetry import propagate, trace
 
 from dispatcher.destinations.base import DestinationType
-from dispatcher.exceptions import PermanentDeliveryError, RetryableDeliveryError
+from dispatcher.destinations.http_status import (
+    DEFAULT_DESTINATION_STATUS,
+    DEFAULT_PERMANENT_STATUS,
+    DEFAULT_RETRYABLE_STATUS,
+    StatusEntry,
+    StatusRules,
+    classify_status,
+    status_codes,
+)
+from dispatcher.exceptions import DestinationMisconfigured, RetryableDeliveryError
 from eventlog.record import Event
 from eventlog.semconv import HTTP_RESPONSE_STATUS
 from eventlog.telemetry import tracing_enabled
 
 __all__ = ["TYPE", "HttpDestination", "HttpOptions"]
 
-RETRYABLE_STATUS = frozenset({408, 429})
+# RFC 9110 section 5.6.2: a field name is a token.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# Field values may hold visible characters, spaces and tabs, and obs-text; never CR, LF, NUL
+# or another control character (a CR or LF would end the header: request smuggling).
+_FORBIDDEN_IN_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_CONTROL_NAMES = {0: "NUL", 9: "tab", 10: "line feed (LF)", 13: "carriage return (CR)"}
+_DIGITS = re.compile(r"[0-9]+", re.ASCII)
 
 
 class HttpOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Manifest keys of ``type: http``."""
 
     url: str
-    """Where to ``POST`` each event (http or https)."""
+    """Where to ``POST`` each event: ``http`` or ``https``, a host, a port of 1-65535 if any,
+    no spaces."""
     headers: dict[str, str] = {}
-    """Extra request headers; write secrets as ``${VAR}`` so they come from the environment."""
+    """Extra request headers; write secrets as ``${VAR}`` so they come from the environment.
+    Names are RFC 9110 tokens; values hold no CR, LF, NUL or other control character."""
     max_connections: int | None = None
     """Connections kept to the destination (bounds concurrent requests too); by default the
     destination's ``concurrency``, so it never caps it."""
+    retryable_status: tuple[StatusEntry, ...] = DEFAULT_RETRYABLE_STATUS
+    """Statuses worth another attempt (codes and ``"500-599"`` ranges); see ``http_status``."""
+    permanent_status: tuple[StatusEntry, ...] = DEFAULT_PERMANENT_STATUS
+    """Statuses that refuse the one event for good (dead-lettered at once)."""
+    destination_status: tuple[StatusEntry, ...] = DEFAULT_DESTINATION_STATUS
+    """Statuses that say the destination as a whole is unusable (its breaker opens)."""
 
     def __post_init__(self) -> None:
-        if not self.url.startswith(("http://", "https://")):
-            raise ValueError(f"url must start with http:// or https://, got {self.url!r}")
+        _check_url(self.url)
+        for name, value in self.headers.items():
+            _check_header(name, value)
         if self.max_connections is not None and self.max_connections < 1:
             # aiohttp reads 0 as "no limit"
             raise ValueError("max_connections must be at least 1")
+        self.status_rules()  # raises on a bad entry, naming its list
+
+    def status_rules(self) -> StatusRules:
+        """The three status lists as sets of codes."""
+        return StatusRules(
+            destination=status_codes(self.destination_status, "destination_status"),
+            retryable=status_codes(self.retryable_status, "retryable_status"),
+            permanent=status_codes(self.permanent_status, "permanent_status"),
+        )
+
+
+def _check_url(url: str) -> None:
+    """``ValueError`` (starting with ``url``) unless every request to ``url`` could work."""
+    if bad := re.search(r"[\s\x00-\x1f\x7f]", url):
+        what = "a space" if bad[0] == " " else f"the character U+{ord(bad[0]):04X}"
+        raise ValueError(f"url contains {what} at character {bad.start() + 1}; encode it (%20)")
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError as exc:
+        raise ValueError(f"url is not a URL ({exc})") from None
+    if parts.scheme not in {"http", "https"} or url[: len(parts.scheme) + 3].lower() != (
+        f"{parts.scheme}://"
+    ):
+        raise ValueError(f"url must start with http:// or https://, got {url!r}")
+    if not parts.hostname:
+        raise ValueError("url has no host; write e.g. https://hooks.example/in")
+    # After the user info and an IPv6 literal's brackets; "" for http://host:/ (the default).
+    port = parts.netloc.rpartition("@")[2].rpartition("]")[2].partition(":")[2]
+    if port and (not _DIGITS.fullmatch(port) or not 1 <= int(port) <= 65535):
+        raise ValueError(f"url port must be 1 to 65535, got {port!r}")
+    try:
+        yarl.URL(url)
+    except ValueError as exc:  # what aiohttp itself would refuse
+        raise ValueError(f"url is not usable ({exc})") from None
+
+
+def _check_header(name: str, value: str) -> None:
+    """``ValueError`` naming ``headers.<name>`` for a header no request may carry.
+
+    The value is never quoted: it may be a secret from ``${VAR}``.
+    """
+    if not _TOKEN.fullmatch(name):
+        raise ValueError(
+            f"headers {name!r} is not a header name; use letters, digits and"
+            " !#$%&'*+-.^_`|~ (no spaces or ':')"
+        )
+    if bad := _FORBIDDEN_IN_VALUE.search(value):
+        code = ord(bad[0])
+        what = _CONTROL_NAMES.get(code, f"the control character U+{code:04X}")
+        raise ValueError(
+            f"headers.{name} value contains a {what} at character {bad.start() + 1}; header"
+            " values must not hold control characters"
+        )
 
 
 class HttpPayload(msgspec.Struct, frozen=True):
@@ -59,6 +142,7 @@ class HttpDestination:
         self.name = name
         self._url = options.url
         self._headers = {**options.headers, "Content-Type": "application/json"}
+        self._rules = options.status_rules()
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=options.max_connections or concurrency),
             timeout=aiohttp.ClientTimeout(total=None),  # the caller bounds each attempt
@@ -84,15 +168,20 @@ class HttpDestination:
                 await response.read()
         except (aiohttp.ClientError, OSError) as exc:
             raise RetryableDeliveryError(f"{type(exc).__name__}: {exc}") from exc
+        except (ValueError, TypeError) as exc:
+            # Our own request was refused before it left (aiohttp checks headers and URL as it
+            # writes them): every event would fail alike. Its text may quote a header value.
+            raise DestinationMisconfigured(
+                f"the HTTP client refused to build the request ({type(exc).__name__}); check"
+                " the destination's url and headers"
+            ) from exc
         if self._traced:
             trace.get_current_span().set_attribute(HTTP_RESPONSE_STATUS, status)
-        if 200 <= status < 300:
-            return
-        if status in RETRYABLE_STATUS or status >= 500:
-            raise RetryableDeliveryError(
-                f"HTTP {status}", retry_after=parse_retry_after(retry_after)
-            )
-        raise PermanentDeliveryError(f"HTTP {status}")
+        error = classify_status(
+            status, retry_after=parse_retry_after(retry_after), rules=self._rules
+        )
+        if error is not None:
+            raise error
 
     async def close(self) -> None:
         await self._session.close()
@@ -103,7 +192,7 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     if value is None:
         return None
     value = value.strip()
-    if value.isdigit():
+    if _DIGITS.fullmatch(value):  # str.isdigit() is true for "²" too, which float() refuses
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
