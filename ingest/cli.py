@@ -49,9 +49,19 @@ _DEFAULTS = IngestSettings()
 )
 @click.option(
     "--replication-factor",
+    envvar="KAFKA_REPLICATION_FACTOR",
     default=_DEFAULTS.replication_factor,
     type=click.IntRange(1),
-    help="Replication factor when creating the topic (3 in production).",
+    help="Replication factor when creating the topic (3 in production; "
+    "env KAFKA_REPLICATION_FACTOR).",
+)
+@click.option(
+    "--min-insync-replicas",
+    envvar="KAFKA_MIN_INSYNC_REPLICAS",
+    default=None,
+    type=click.IntRange(1),
+    help="min.insync.replicas set on the topic when creating it (env "
+    "KAFKA_MIN_INSYNC_REPLICAS)  [default: replication factor - 1, within 1..2]",
 )
 @click.option("--workers", default=1, type=click.IntRange(1), help="Server processes.")
 @click.option(

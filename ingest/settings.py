@@ -31,6 +31,10 @@ class IngestSettings:
     """Partitions of the events topic when ingest creates it (an existing topic is kept)."""
     replication_factor: int = 1
     """Replication factor when ingest creates the topic (3 in production)."""
+    min_insync_replicas: int | None = None
+    """``min.insync.replicas`` set on the topic when ingest creates it: how many copies must
+    have an event before Kafka acknowledges it (``acks=all``). ``None`` means one less than
+    ``replication_factor``, at least 1 and at most 2 (so 2 with the production factor of 3)."""
     max_event_bytes: int = 512 * 1024
     """Largest ``PUT /events`` body, and largest payload (UTF-8 bytes) of one batch item."""
     max_batch_bytes: int = 4 * 1024 * 1024
@@ -90,6 +94,13 @@ class IngestSettings:
                 f"{KAFKA_MESSAGE_LIMIT} bytes, so keep it at most "
                 f"{KAFKA_MESSAGE_LIMIT - _RECORD_HEADROOM}"
             )
+        if self.min_insync_replicas is not None and not (
+            1 <= self.min_insync_replicas <= self.replication_factor
+        ):
+            yield (
+                f"min_insync_replicas must be between 1 and replication_factor "
+                f"({self.replication_factor}), got {self.min_insync_replicas}"
+            )
         if self.max_batch_bytes < self.max_event_bytes:
             yield "max_batch_bytes must be at least max_event_bytes (a batch of one event fits)"
 
@@ -100,7 +111,15 @@ class IngestSettings:
             name=self.topic,
             partitions=self.partitions,
             replication_factor=self.replication_factor,
+            min_insync_replicas=self.effective_min_insync_replicas,
         )
+
+    @property
+    def effective_min_insync_replicas(self) -> int:
+        """``min_insync_replicas``, or its default for ``replication_factor``."""
+        if self.min_insync_replicas is not None:
+            return self.min_insync_replicas
+        return max(1, min(2, self.replication_factor - 1))
 
     @property
     def drain_seconds(self) -> int:

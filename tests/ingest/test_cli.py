@@ -14,9 +14,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from click.testing import CliRunner
+from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource, ResourceType
 
 from eventlog.record import decode
-from tests.ingest.conftest import read_topic
+from ingest import IngestSettings, create_app
+from ingest.cli import main
+from tests.ingest.conftest import read_topic, running, wait_ready
 from tests.kafka_fixtures import free_port
 
 INGEST = [sys.executable, "-m", "ingest"]
@@ -137,3 +141,27 @@ def test_the_process_serves_an_event_and_exits_0_on_sigterm(
     assert "ingest stopped events_accepted=1" in log
     assert "unflushed=0" in log
     assert "Traceback" not in log
+
+
+def test_replication_settings_come_from_the_kafka_environment_variables() -> None:
+    # The same names as the dispatcher's, so one environment configures both services.
+    result = CliRunner().invoke(
+        main, [], env={"KAFKA_REPLICATION_FACTOR": "2", "KAFKA_MIN_INSYNC_REPLICAS": "3"}
+    )
+    assert result.exit_code == 2, result.output
+    assert "min_insync_replicas must be between 1 and replication_factor (2), got 3" in (
+        result.output
+    )
+
+
+@pytest.mark.kafka
+async def test_the_topic_ingest_creates_has_min_insync_replicas_set(
+    kafka_bootstrap: str, kafka_admin: AdminClient, unique_name: Callable[[str], str]
+) -> None:
+    topic = unique_name("events")
+    settings = IngestSettings(bootstrap_servers=kafka_bootstrap, topic=topic, partitions=1)
+    async with running(create_app(settings)) as client:
+        await wait_ready(client)
+    resource = ConfigResource(ResourceType.TOPIC, topic)
+    entry = kafka_admin.describe_configs([resource])[resource].result(10)["min.insync.replicas"]
+    assert (entry.value, entry.source) == ("1", ConfigSource.DYNAMIC_TOPIC_CONFIG.value)

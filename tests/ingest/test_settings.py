@@ -52,3 +52,20 @@ def test_shutdown_waits_as_long_as_a_request_can_take() -> None:
 def test_settings_survive_the_trip_to_worker_processes() -> None:
     settings = IngestSettings(topic="t", max_batch_events=7, ack_timeout=2.5)
     assert IngestSettings(**settings.to_dict()) == settings
+
+
+@pytest.mark.parametrize(("factor", "expected"), [(1, 1), (2, 1), (3, 2), (5, 2)])
+def test_min_insync_replicas_defaults_to_one_less_than_the_replication_factor(
+    factor: int, expected: int
+) -> None:
+    spec = IngestSettings(replication_factor=factor).topic_spec
+    assert (spec.replication_factor, spec.min_insync_replicas) == (factor, expected)
+    assert (
+        IngestSettings(replication_factor=3, min_insync_replicas=3).topic_spec.min_insync_replicas
+        == 3
+    )
+
+
+def test_min_insync_replicas_cannot_exceed_the_replication_factor() -> None:
+    with pytest.raises(SettingsError, match="min_insync_replicas"):
+        IngestSettings(replication_factor=2, min_insync_replicas=3)
