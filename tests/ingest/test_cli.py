@@ -73,10 +73,10 @@ def start_ingest(tmp_path: Path) -> Iterator[Callable[..., IngestProcess]]:
         return started[-1]
 
     yield start
-    for running in started:
-        if running.process.poll() is None:
-            running.process.kill()
-            running.process.wait(10)
+    for ingest_process in started:
+        if ingest_process.process.poll() is None:
+            ingest_process.process.kill()
+            ingest_process.process.wait(10)
 
 
 def test_help_needs_no_kafka() -> None:
