@@ -1,9 +1,10 @@
-"""Helper processes that serve an aiohttp app on loopback (the dispatch benchmark's sink, the
-OTLP span counter): each runs in a process of its own, so that it shares no GIL with the
+"""Helper processes that serve on loopback (the dispatch benchmark's sink, the OTLP span
+counter): each runs in a process of its own, so that it shares no GIL with the
 client or the service measured, and tells the benchmark its port through a file.
 
 A helper module defines ``main = helper_command(make_app, "what it serves")`` and runs it under
-``if __name__ == "__main__"``; the benchmark starts it with ``helper(...)``.
+``if __name__ == "__main__"``; the benchmark starts it with ``helper(...)``. Any other program
+that takes ``--port-file`` (the compiled sink) is started with ``serving(...)``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from benchmarks.exceptions import BenchError
 from benchmarks.measure import wait_for
 from benchmarks.processes import Child, started
 
-__all__ = ["HelperClient", "helper", "helper_command", "run_loop"]
+__all__ = ["HelperClient", "helper", "helper_command", "run_loop", "serving"]
 
 LIFETIME = 1800.0
 """A helper exits by itself after this long, should the benchmark die without stopping it."""
@@ -84,10 +85,17 @@ class HelperClient:
 def helper(name: str, module: str, workdir: Path, client: type[C]) -> Iterator[C]:
     """Start ``python -m <module>`` (a ``helper_command``); yields a ``client`` of it, closed
     and the process stopped on leaving the block."""
+    with serving(name, [sys.executable, "-m", module], workdir, client) as view:
+        yield view
+
+
+@contextmanager
+def serving(name: str, argv: list[str], workdir: Path, client: type[C]) -> Iterator[C]:
+    """Start ``argv --port-file <file>``, any program that serves on loopback and writes its
+    port to that file (a ``helper_command``, the compiled sink); yields a ``client`` of it."""
     port_file = workdir / f"{name}.port"
     port_file.unlink(missing_ok=True)
-    argv = [sys.executable, "-m", module, "--port-file", str(port_file)]
-    with started(name, argv, workdir) as process:
+    with started(name, [*argv, "--port-file", str(port_file)], workdir) as process:
 
         def up_or_gone() -> bool:
             return port_file.exists() or not process.running()

@@ -1,22 +1,41 @@
-"""The destination every dispatch run delivers to: an aiohttp app in a process of its own
-(``python -m benchmarks.dispatch.sink``) that answers ``POST /latency/<ms>[/<tag>]`` with 204
-after ``ms`` milliseconds and counts what arrived (``GET /stats``; ``DELETE /stats`` resets)."""
+"""The destination every dispatch run delivers to, in a process of its own: it answers
+``POST /latency/<ms>[/<tag>]`` with 204 after ``ms`` milliseconds and counts what arrived
+(``GET /stats``; ``DELETE /stats`` resets).
+
+It is the compiled sink (``benchmarks/sink/main.go``) when Go is installed, so that its CPU per
+request stays far below the dispatcher's; otherwise the aiohttp app here (``python -m
+benchmarks.dispatch.sink``), which answers the same way."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import time
 from collections import Counter, defaultdict
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
 
-from benchmarks.loopback import HelperClient, helper, helper_command
+from benchmarks.loopback import HelperClient, helper_command, serving
+from benchmarks.sink import compiled_sink
 
-__all__ = ["CountingSink", "SinkClient", "SinkStats", "is_tagged", "latency_of", "sink"]
+__all__ = [
+    "AIOHTTP_SINK",
+    "GO_SINK",
+    "CountingSink",
+    "SinkClient",
+    "SinkStats",
+    "is_tagged",
+    "latency_of",
+    "sink",
+]
+
+GO_SINK = "Go (net/http)"
+AIOHTTP_SINK = "aiohttp"
 
 
 def latency_of(path: str) -> float:
@@ -104,6 +123,9 @@ class SinkStats:
 class SinkClient(HelperClient):
     """The benchmark's view of the sink process."""
 
+    kind = AIOHTTP_SINK
+    """Which sink it is: ``GO_SINK`` or ``AIOHTTP_SINK``."""
+
     def url(self, latency_ms: int, tag: str = "") -> str:
         return f"{self.base_url}/latency/{latency_ms}" + (f"/{tag}" if tag else "")
 
@@ -117,9 +139,15 @@ class SinkClient(HelperClient):
         self.http.delete("/stats").raise_for_status()
 
 
-def sink(workdir: Path) -> AbstractContextManager[SinkClient]:
-    """A running sink process, stopped on leaving the block."""
-    return helper("sink", __name__, workdir, SinkClient)
+@contextmanager
+def sink(workdir: Path) -> Iterator[SinkClient]:
+    """A running sink process (the compiled one if it can be built), stopped on leaving the
+    block."""
+    binary = compiled_sink()
+    argv = [str(binary)] if binary else [sys.executable, "-m", __name__]
+    with serving("sink", argv, workdir, SinkClient) as client:
+        client.kind = GO_SINK if binary else AIOHTTP_SINK
+        yield client
 
 
 main = helper_command(lambda: CountingSink().application(), "Serve the counting sink.")

@@ -1,0 +1,3 @@
+module eventdelivery/benchmarks/sink
+
+go 1.22
