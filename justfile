@@ -82,7 +82,7 @@ fmt:
 bench-ingest *args: kafka-up
     {{python}} -m benchmarks.bench_ingest {{args}}
 
-# Dispatcher deliveries/s beside a bare aiohttp client, 200 destinations, tracing on vs off, a profile (~5 min).
+# Dispatcher vs a compiled sink (Go): concurrency 1-256 beside bare aiohttp, --processes 1 vs 2, 1,000 destinations, tracing, profile (~8 min).
 bench-dispatch *args: kafka-up
     {{python}} -m benchmarks.bench_dispatch {{args}}
 

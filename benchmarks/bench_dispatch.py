@@ -1,26 +1,32 @@
-"""Issue 6: how fast one dispatcher process delivers, measured against what the machine allows.
+"""Issues 6 and 14: how fast the dispatcher delivers, measured against what the machine allows.
 
 Everything runs on loopback against the shared broker, each part in its own process so that none
 shares a GIL with another:
 
-* a **sink** (``benchmarks.dispatch.sink``, aiohttp) answers ``POST /latency/<ms>[/<tag>]`` with
-  204 after ``ms`` milliseconds and counts what arrived;
+* a **sink** (``benchmarks/sink/main.go``, compiled at run time into a cache directory; the
+  aiohttp ``benchmarks.dispatch.sink`` if Go is missing) answers ``POST /latency/<ms>[/<tag>]``
+  with 204 after ``ms`` milliseconds and counts what arrived; its CPU is reported beside ours;
 * the **dispatcher**, run as ``dispatcher --manifest <generated> --log-level WARNING``, delivers
-  events pre-loaded into a fresh topic to one http destination at each concurrency, a fresh
-  consumer group per run, from the earliest offset;
+  events pre-loaded into a fresh topic to one http destination at each concurrency and sink
+  latency, a fresh consumer group per run, from the earliest offset;
 * the **ceiling**: a bare aiohttp client (``benchmarks.dispatch.bare_client``) POSTs to the same
-  sink at the same concurrency, with none of the dispatcher's work around each request;
-* one dispatcher process hosting many destinations, each delivering a small pre-loaded batch;
+  sink at the same latency and concurrency, with none of the dispatcher's work around each
+  request, right before each dispatcher run;
+* ``--processes 1`` versus ``2`` on the 0 ms sink (``scaling``);
+* one dispatcher process hosting many destinations (default settings), each delivering a small
+  pre-loaded batch, then idling;
 * the dispatcher at concurrency 64 with tracing off and on (issue 7), exporting to a span counter;
 * one more dispatcher run under pyinstrument, to say what bounds it when it is CPU-bound.
 
 The machine is small and shared, so absolute numbers are noisy: rates are reported next to the
 bare client's, measured in the same run. A rate is (deliveries - 1) over the time from the first
 to the last arrival at the sink; a run ends at its event count or its time window, whichever
-comes first. It is a benchmark, not a test: nothing here judges the numbers.
+comes first. It is a benchmark, not a test: nothing here judges the numbers, though the report
+says which goals of issue 14 were met.
 
-    python -m benchmarks.bench_dispatch            # full: about 4 minutes
-    python -m benchmarks.bench_dispatch --quick    # smoke: tiny numbers, under a minute
+    python -m benchmarks.bench_dispatch                  # full: under 10 minutes
+    python -m benchmarks.bench_dispatch --quick          # smoke: tiny numbers
+    python -m benchmarks.bench_dispatch --only processes # one scenario (repeatable)
 """
 
 from __future__ import annotations
@@ -36,10 +42,11 @@ import click
 from benchmarks import options
 from benchmarks.dispatch.harness import Bench
 from benchmarks.dispatch.many import many_destinations
-from benchmarks.dispatch.plan import FULL, LATENCIES_MS, QUICK, RATIO_LATENCY_MS, Plan
+from benchmarks.dispatch.plan import FULL, LATENCIES_MS, QUICK, SCENARIOS, Plan
 from benchmarks.dispatch.profile import profiled
 from benchmarks.dispatch.report import Report, render
 from benchmarks.dispatch.runs import Run
+from benchmarks.dispatch.scaling import compare_processes
 from benchmarks.dispatch.tracing_cost import compare_tracing
 from benchmarks.report import machine_facts, write_results
 
@@ -52,26 +59,35 @@ def run_benchmark(plan: Plan) -> Report:
     """Every measurement of the plan, in one go, with one sink and one pre-loaded topic."""
     machine = machine_facts("dispatcher", "eventlog")
     with tempfile.TemporaryDirectory(prefix="bench-dispatch-") as tmp, Bench(plan, Path(tmp)) as b:
-        click.echo(f"pre-loading {plan.events} events of {plan.users} users ...", err=True)
-        topic = b.fresh_topic("events", events=plan.events, users=plan.users)
+        topic = ""
+        if plan.scenarios - {"many"}:
+            click.echo(f"pre-loading {plan.events} events of {plan.users} users ...", err=True)
+            topic = b.fresh_topic("events", events=plan.events, users=plan.users)
         runs: list[Run] = []
-        for latency in LATENCIES_MS:
-            # The ceiling is measured right before the runs compared with it.
-            runs.append(b.bare(latency, plan.top_concurrency))
-            if latency == RATIO_LATENCY_MS:
-                runs.append(b.bare(latency, 1))
-            runs += [b.dispatcher(topic, latency, c) for c in plan.concurrencies]
+        if plan.measures("runs"):
+            for latency in plan.latencies:
+                for concurrency in plan.concurrencies:
+                    # The ceiling is measured right before the run compared with it.
+                    runs.append(b.bare(latency, concurrency))
+                    runs.append(b.dispatcher(topic, latency, concurrency))
+        processes = None
+        if plan.measures("processes"):
+            click.echo("one process and several ...", err=True)
+            processes = compare_processes(b, topic)
+        many = None
+        if plan.measures("many"):
+            click.echo(f"{plan.destinations} destinations in one process ...", err=True)
+            many = many_destinations(b)
         tracing = None
-        if plan.tracing:
+        if plan.measures("tracing"):
             click.echo("tracing off and on ...", err=True)
             tracing = compare_tracing(b, topic)
         profile = None
-        if plan.profile:
+        if plan.measures("profile"):
             click.echo("profiling the dispatcher ...", err=True)
             profile = profiled(b, topic)
-        click.echo(f"{plan.destinations} destinations in one process ...", err=True)
-        many = many_destinations(b)
-    return Report(plan, machine, runs, many, tracing, profile)
+        sink_kind = b.sink.kind
+    return Report(plan, machine, sink_kind, runs, processes, many, tracing, profile)
 
 
 def _size_option(
@@ -99,9 +115,28 @@ def _size_option(
     flag="--concurrency",
     multiple=True,
 )
+@click.option(
+    "--latency",
+    "latencies",
+    type=click.Choice([str(ms) for ms in LATENCIES_MS]),
+    multiple=True,
+    help="Sink latency (ms) of the one-destination runs, repeatable [all].",
+)
 @_size_option("window", click.FloatRange(min=0.5), "Longest run, seconds.")
 @_size_option("destinations", click.IntRange(min=1), "Destinations in one process.")
 @_size_option("batch", click.IntRange(min=1), "Events each of them delivers.")
+@_size_option(
+    "tracing_rounds",
+    click.IntRange(min=1),
+    "Off-on pairs of the tracing comparison.",
+    flag="--tracing-rounds",
+)
+@click.option(
+    "--only",
+    type=click.Choice(SCENARIOS),
+    multiple=True,
+    help="Measure only this scenario, repeatable [all of them].",
+)
 @click.option("--profile/--no-profile", default=True, show_default=True)
 @options.tracing
 @options.results_dir
@@ -111,9 +146,12 @@ def main(  # noqa: PLR0917 - click passes every option by position
     events: int | None,
     users: int | None,
     concurrencies: tuple[int, ...],
+    latencies: tuple[str, ...],
     window: float | None,
     destinations: int | None,
     batch: int | None,
+    tracing_rounds: int | None,
+    only: tuple[str, ...],
     profile: bool,
     tracing: bool,
     results_dir: Path,
@@ -121,16 +159,20 @@ def main(  # noqa: PLR0917 - click passes every option by position
 ) -> None:
     """Measure the dispatcher's deliveries/s against a bare aiohttp client; write a table."""
     sizes = QUICK if quick else FULL
+    scenarios = set(only or SCENARIOS)
+    scenarios -= set() if profile else {"profile"}
+    scenarios -= set() if tracing else {"tracing"}
     plan = Plan(
         bootstrap=bootstrap_servers,
         events=sizes.events if events is None else events,
         users=sizes.users if users is None else users,
         concurrencies=tuple(sorted(set(concurrencies))) or sizes.concurrencies,
+        latencies=tuple(sorted({int(ms) for ms in latencies})) or LATENCIES_MS,
         window=sizes.window if window is None else window,
         destinations=sizes.destinations if destinations is None else destinations,
         batch=sizes.batch if batch is None else batch,
-        profile=profile,
-        tracing=tracing,
+        tracing_rounds=sizes.tracing_rounds if tracing_rounds is None else tracing_rounds,
+        scenarios=frozenset(scenarios),
         results_dir=results_dir,
         mode="quick" if quick else "full",
     )

@@ -8,6 +8,7 @@ the busiest thread stands for the loop and waiting is unknown (0).
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 import time
@@ -26,6 +27,7 @@ __all__ = [
     "ProcessWatch",
     "free_port",
     "mean",
+    "port_is_free",
     "read_metric",
     "wait_for",
 ]
@@ -68,32 +70,57 @@ class Counters:
 
 
 class ProcessWatch:
-    """Samples of one process's counters, RSS and threads; after it exited, the last stand."""
+    """Samples of one process's counters, RSS and threads; after it exited, the last stand.
 
-    def __init__(self, pid: int) -> None:
+    With ``tree``, of the process and every process below it taken together (a supervisor and
+    its children): CPU, RSS and threads add up, and 'main thread' is each one's main thread.
+    """
+
+    def __init__(self, pid: int, *, tree: bool = False) -> None:
         self.pid = pid
+        self.tree = tree
         self._view = psutil.Process(pid)
         self.counters = Counters()
         self.rss = 0
         self.peak_rss = 0
         self.threads = 0
+        self.processes = 1
 
     def sample(self, *, per_thread: bool = True) -> Counters:
         """Read the counters now (the main thread's too unless ``per_thread`` is false)."""
         try:
-            with self._view.oneshot():
-                times = self._view.cpu_times()
-                memory = self._view.memory_info()
-                self.threads = self._view.num_threads()
-                scheduled = _main_thread_schedstat(self.pid) if per_thread else (0.0, 0.0)
-                if scheduled is None:  # not Linux: CPU from psutil, waiting unknown
-                    scheduled = (_busiest_thread_cpu(self._view), 0.0)
+            views = [self._view, *(self._view.children(recursive=True) if self.tree else [])]
+            root = _read(self._view, per_thread)
         except psutil.Error:
             return self.counters
-        self.counters = Counters(times.user + times.system, *scheduled)
-        self.rss = memory.rss
-        self.peak_rss = max(self.peak_rss, memory.rss)
+        readings = [root]
+        for view in views[1:]:
+            with contextlib.suppress(psutil.Error):  # a child that just exited
+                readings.append(_read(view, per_thread))
+        self.counters = sum((r.counters for r in readings), Counters())
+        self.rss = sum(r.rss for r in readings)
+        self.threads = sum(r.threads for r in readings)
+        self.processes = len(readings)
+        self.peak_rss = max(self.peak_rss, self.rss)
         return self.counters
+
+
+@dataclass(frozen=True, slots=True)
+class _Reading:
+    counters: Counters
+    rss: int
+    threads: int
+
+
+def _read(view: psutil.Process, per_thread: bool) -> _Reading:
+    with view.oneshot():
+        times = view.cpu_times()
+        memory = view.memory_info()
+        threads = view.num_threads()
+        scheduled = _main_thread_schedstat(view.pid) if per_thread else (0.0, 0.0)
+        if scheduled is None:  # not Linux: CPU from psutil, waiting unknown
+            scheduled = (_busiest_thread_cpu(view), 0.0)
+    return _Reading(Counters(times.user + times.system, *scheduled), memory.rss, threads)
 
 
 def _busiest_thread_cpu(view: psutil.Process) -> float:
@@ -139,6 +166,16 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def port_is_free(port: int) -> bool:
+    """Whether nobody listens on loopback ``port`` right now."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def mean(values: list[float]) -> float | None:

@@ -38,7 +38,15 @@ def child_env(extra: Mapping[str, str]) -> dict[str, str]:
 class Child:
     """A subprocess of the benchmark, its log, and samples of its CPU, memory and threads."""
 
-    def __init__(self, name: str, argv: list[str], log_path: Path, env: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        log_path: Path,
+        env: Mapping[str, str],
+        *,
+        tree: bool = False,
+    ) -> None:
         self.name = name
         self.log_path = log_path
         with log_path.open("wb") as log:
@@ -50,9 +58,10 @@ class Child:
                 stdin=subprocess.DEVNULL,
                 env=child_env(env),
             )
-        self.watch = ProcessWatch(self.process.pid)
-        self.metrics_url: str | None = None
-        """The process's Prometheus endpoint, when it serves one."""
+        self.watch = ProcessWatch(self.process.pid, tree=tree)
+        """With ``tree``, the process and its children together (a supervisor's)."""
+        self.metrics_urls: list[str] = []
+        """The process's Prometheus endpoints (one per child under a supervisor), if any."""
 
     @property
     def pid(self) -> int:
@@ -85,10 +94,16 @@ class Child:
 
 @contextmanager
 def started(
-    name: str, argv: list[str], workdir: Path, env: Mapping[str, str] | None = None
+    name: str,
+    argv: list[str],
+    workdir: Path,
+    env: Mapping[str, str] | None = None,
+    *,
+    tree: bool = False,
 ) -> Iterator[Child]:
-    """A ``Child`` logging to ``workdir/<name>.log``, stopped on leaving the block."""
-    child = Child(name, argv, workdir / f"{name}.log", env or {})
+    """A ``Child`` logging to ``workdir/<name>.log``, stopped on leaving the block; with
+    ``tree`` it is watched with its children."""
+    child = Child(name, argv, workdir / f"{name}.log", env or {}, tree=tree)
     try:
         yield child
     finally:

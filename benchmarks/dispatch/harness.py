@@ -20,23 +20,22 @@ from benchmarks.dispatch.events import preload
 from benchmarks.dispatch.plan import BARE, DISPATCHER, PARTITIONS, Plan
 from benchmarks.dispatch.runs import Run, measure
 from benchmarks.dispatch.sink import SinkClient, sink
-from benchmarks.kafka import Scratch
-from benchmarks.measure import free_port
+from benchmarks.dispatch.supervised import supervised_argv
+from benchmarks.kafka import Scratch, local_broker_pid
+from benchmarks.measure import ProcessWatch, free_port, port_is_free
 from benchmarks.processes import BIN, Child, started
 
-__all__ = ["Bench", "http_destination"]
+__all__ = ["Bench", "free_ports", "http_destination"]
 
 
 def http_destination(name: str, url: str, concurrency: int | None = None) -> dict[str, Any]:
     """A manifest entry; with ``concurrency``, the connection pool is made as large, since
-    ``max_connections`` (default 100) would otherwise cap the concurrency measured."""
+    ``max_connections`` (default 100) would otherwise cap the concurrency measured. Everything
+    else (the buffer above all) is the manifest's default: defaults that starve the pipeline
+    should show here."""
     entry: dict[str, Any] = {"name": name, "type": "http", "url": url}
     if concurrency is not None:
-        entry |= {
-            "concurrency": concurrency,
-            "max_buffered": max(1000, 4 * concurrency),
-            "max_connections": concurrency,
-        }
+        entry |= {"concurrency": concurrency, "max_connections": concurrency}
     return entry
 
 
@@ -52,6 +51,9 @@ class Bench:
         self._exit = ExitStack()
         self._exit.enter_context(self.kafka)  # deleted last, after every process stopped
         self.sink: SinkClient = self._exit.enter_context(sink(workdir))
+        broker_pid = local_broker_pid(plan.bootstrap)
+        self.broker = ProcessWatch(broker_pid) if broker_pid else None
+        """The local broker, whose CPU is reported beside the clients' (it shares the cores)."""
 
     def __enter__(self) -> Self:
         return self
@@ -60,14 +62,21 @@ class Bench:
         self._exit.close()
 
     def started(
-        self, name: str, argv: list[str], env: Mapping[str, str] | None = None
+        self,
+        name: str,
+        argv: list[str],
+        env: Mapping[str, str] | None = None,
+        *,
+        tree: bool = False,
     ) -> AbstractContextManager[Child]:
-        """A process of this benchmark, talking to its broker, stopped on leaving the block."""
+        """A process of this benchmark, talking to its broker, stopped on leaving the block
+        (with ``tree``, watched with its children)."""
         return started(
             name,
             argv,
             self.workdir,
             {"KAFKA_BOOTSTRAP_SERVERS": self.plan.bootstrap, **(env or {})},
+            tree=tree,
         )
 
     def fresh_topic(self, label: str, *, events: int, users: int) -> str:
@@ -99,9 +108,11 @@ class Bench:
         label: str = DISPATCHER,
         env: Mapping[str, str] | None = None,
         window: float | None = None,
+        processes: int = 1,
     ) -> Run:
         """The dispatcher delivering ``topic`` to one http destination, from the start of the
-        topic, in a fresh consumer group."""
+        topic, in a fresh consumer group; ``processes`` > 1 runs that many under one
+        supervisor (``dispatcher --processes``), measured together."""
         self._runs += 1
         slug = re.sub(r"[^a-z0-9]+", "-", label.lower())  # Kafka names allow few characters
         name = f"{self._runs:02d}-{slug}-c{concurrency}-l{latency_ms}"
@@ -109,10 +120,14 @@ class Bench:
             name, topic, [http_destination("sink", self.sink.url(latency_ms), concurrency)]
         )
         self.sink.reset()
-        port = free_port()
-        argv = [*self.dispatcher_argv(manifest), "--metrics-port", str(port)]
-        with self.started(name, argv, env) as client:
-            client.metrics_url = f"http://127.0.0.1:{port}/metrics"
+        port = free_ports(processes)
+        options = self.dispatcher_options(manifest)
+        if processes == 1:
+            argv = [str(BIN / "dispatcher"), *options, "--metrics-port", str(port)]
+        else:
+            argv = supervised_argv(options, processes, port)
+        with self.started(name, argv, env, tree=processes > 1) as client:
+            client.metrics_urls = [f"http://127.0.0.1:{port + i}/metrics" for i in range(processes)]
             return self.measure(client, label, latency_ms, concurrency, window=window)
 
     def measure(
@@ -134,12 +149,15 @@ class Bench:
             concurrency=concurrency,
             deliveries=self.plan.events,
             window=self.plan.window if window is None else window,
+            broker=self.broker,
         )
         click.echo(
             f"    {run.deliveries} in {run.seconds:.2f}s = {run.rate:,.0f}/s,"
             f" cpu {run.percent(run.used.cpu):.0f}% (loop {run.percent(run.used.loop_cpu):.0f}%,"
             f" waiting {run.percent(run.used.loop_wait):.0f}%),"
-            f" sink cpu {run.percent(run.sink_used.cpu):.0f}% [{run.ended_by}]",
+            f" sink cpu {run.percent(run.sink_used.cpu):.0f}%,"
+            f" in flight {'-' if run.in_flight is None else f'{run.in_flight:.0f}'},"
+            f" machine {100 * run.machine_busy:.0f}% busy [{run.ended_by}]",
             err=True,
         )
         return run
@@ -166,8 +184,17 @@ class Bench:
         return path
 
     @staticmethod
-    def dispatcher_argv(manifest: Path) -> list[str]:
-        return [
-            *(str(BIN / "dispatcher"), "--manifest", str(manifest)),
-            *("--log-level", "WARNING", "--drain-timeout", "2"),
-        ]
+    def dispatcher_options(manifest: Path) -> list[str]:
+        return ["--manifest", str(manifest), "--log-level", "WARNING", "--drain-timeout", "2"]
+
+    @classmethod
+    def dispatcher_argv(cls, manifest: Path) -> list[str]:
+        return [str(BIN / "dispatcher"), *cls.dispatcher_options(manifest)]
+
+
+def free_ports(count: int) -> int:
+    """The first of ``count`` consecutive loopback ports nobody listens on right now."""
+    while True:
+        first = free_port()
+        if all(port_is_free(first + i) for i in range(1, count)):
+            return first

@@ -7,30 +7,40 @@ from pathlib import Path
 
 __all__ = [
     "BARE",
+    "CPU_GOAL",
     "DISPATCHER",
     "FULL",
+    "IN_FLIGHT_GOAL",
     "LATENCIES_MS",
     "PARTITIONS",
     "QUICK",
     "RATIO_LATENCY_MS",
+    "SCENARIOS",
     "TRACING_CONCURRENCY",
     "Plan",
     "Sizes",
 ]
 
 LATENCIES_MS = (0, 20)
-"""Sink latencies every run is measured at."""
+"""Sink latencies the one-destination runs are measured at (``--latency`` picks some)."""
 RATIO_LATENCY_MS = 20
 """The latency at which the top-concurrency / concurrency-1 ratio is taken (goal: 100x)."""
 RATIO_GOAL = 100.0
+IN_FLIGHT_GOAL = 0.9
+"""Mean in flight / concurrency the dispatcher should reach with enough users waiting."""
+CPU_GOAL = 1.5
+"""Dispatcher CPU per delivery / bare client CPU per request it should stay under."""
 MEMORY_GOAL_BYTES = 1 << 30
 CPU_BOUND_PERCENT = 85
 """A loop busy (running or waiting for a core) this share of the time counts as CPU-bound."""
 PARTITIONS = 12
 TRACING_CONCURRENCY = 64
 """Tracing on versus off is measured at this concurrency, with the 0 ms sink."""
-TRACING_ROUNDS = 2
-"""Off-on pairs the tracing comparison alternates through, each over half the window."""
+PROCESSES_COMPARED = (1, 2)
+"""``dispatcher --processes N`` values compared on the 0 ms sink at the top concurrency."""
+SCENARIOS = ("runs", "processes", "many", "tracing", "profile")
+"""What ``--only`` can pick: the one-destination runs (with their bare clients), processes 1
+versus 2, many destinations in one process, tracing off versus on, the profile."""
 
 BARE = "bare aiohttp"
 DISPATCHER = "dispatcher"
@@ -46,10 +56,21 @@ class Sizes:
     window: float
     destinations: int
     batch: int
+    tracing_rounds: int
+    """Off-on pairs the tracing comparison alternates through, each over a share of the
+    window."""
 
 
-FULL = Sizes(20_000, 1000, (1, 16, 64, 256), window=12.0, destinations=200, batch=20)
-QUICK = Sizes(400, 100, (1, 256), window=3.0, destinations=10, batch=10)
+FULL = Sizes(
+    60_000,
+    1000,
+    (1, 16, 64, 256),
+    window=12.0,
+    destinations=1000,
+    batch=5,
+    tracing_rounds=2,
+)
+QUICK = Sizes(400, 100, (1, 8), window=1.5, destinations=3, batch=4, tracing_rounds=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,17 +84,19 @@ class Plan:
     users: int
     """Distinct users those events belong to (round robin)."""
     concurrencies: tuple[int, ...]
-    """Destination concurrencies measured; the largest is also the bare client's."""
+    """Destination concurrencies measured, the bare client's too."""
+    latencies: tuple[int, ...]
+    """Sink latencies measured, in milliseconds."""
     window: float
     """Longest one run measures, in seconds; slow runs report their rate over this window."""
     destinations: int
     """Destinations hosted by the many-destination dispatcher."""
     batch: int
     """Events each of those destinations delivers."""
-    profile: bool
-    """Run the dispatcher once more under pyinstrument."""
-    tracing: bool
-    """Measure the dispatcher with tracing on and off."""
+    tracing_rounds: int
+    """Off-on pairs of the tracing comparison."""
+    scenarios: frozenset[str]
+    """Which of ``SCENARIOS`` to measure."""
     results_dir: Path
     """Where ``dispatch.md`` and ``dispatch-profile.txt`` are written."""
     mode: str
@@ -82,3 +105,6 @@ class Plan:
     @property
     def top_concurrency(self) -> int:
         return max(self.concurrencies)
+
+    def measures(self, scenario: str) -> bool:
+        return scenario in self.scenarios

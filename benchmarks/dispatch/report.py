@@ -1,17 +1,20 @@
-"""The dispatch benchmark's results as markdown: the runs, their ratios to the goal and to the
-bare client, the CPU ceiling, then the sections of the other scenarios."""
+"""The dispatch benchmark's results as markdown: the one-destination runs (rates, then CPU),
+their ratios to the goals and to the bare client, the CPU ceiling, then the sections of the
+other scenarios."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from benchmarks.dispatch import many, profile, tracing_cost
+from benchmarks.dispatch import many, profile, scaling, tracing_cost
 from benchmarks.dispatch.many import ManyDestinations
 from benchmarks.dispatch.plan import (
     BARE,
     CPU_BOUND_PERCENT,
+    CPU_GOAL,
     DISPATCHER,
-    LATENCIES_MS,
+    IN_FLIGHT_GOAL,
     PARTITIONS,
     RATIO_GOAL,
     RATIO_LATENCY_MS,
@@ -19,6 +22,7 @@ from benchmarks.dispatch.plan import (
 )
 from benchmarks.dispatch.profile import ProfileSummary
 from benchmarks.dispatch.runs import Run
+from benchmarks.dispatch.scaling import ProcessesComparison
 from benchmarks.dispatch.tracing_cost import TracingComparison
 from benchmarks.report import markdown_table
 
@@ -29,21 +33,29 @@ __all__ = ["Report", "render"]
 class Report:
     plan: Plan
     machine: str
+    sink: str
+    """Which sink answered (``GO_SINK`` or ``AIOHTTP_SINK``)."""
     runs: list[Run]
-    many: ManyDestinations
+    processes: ProcessesComparison | None
+    many: ManyDestinations | None
     tracing: TracingComparison | None
     profile: ProfileSummary | None
 
 
 def render(report: Report) -> str:
     """The results as markdown."""
-    sections = [
-        _header(report),
-        _runs_table(report.runs),
-        _ratios(report),
-        _ceiling(report.runs),
-        many.section(report.many, report.runs),
-    ]
+    sections = [_header(report)]
+    if report.runs:
+        sections += [
+            _rates_table(report.runs),
+            _cpu_table(report.runs),
+            _ratios(report),
+            _ceiling(report.runs),
+        ]
+    if report.processes is not None:
+        sections.append(scaling.section(report.processes))
+    if report.many is not None:
+        sections.append(many.section(report.many, report.runs))
     if report.tracing is not None:
         sections.append(tracing_cost.section(report.tracing))
     if report.profile is not None:
@@ -55,66 +67,45 @@ def _header(report: Report) -> str:
     plan = report.plan
     return "\n".join(
         [
-            "# Dispatcher benchmark (issue 6)",
+            "# Dispatcher benchmark (issues 6 and 14)",
             "",
             f"Written by `python -m benchmarks.bench_dispatch` (`just bench-dispatch`), {plan.mode}"
-            " mode.",
+            f" mode, scenarios: {', '.join(sorted(plan.scenarios))}.",
             "",
-            f"Machine: {report.machine}. Other people's tests share this machine: compare the"
-            " ratios, not the absolute rates.",
+            f"Machine: {report.machine}. Other people's work may share this machine: compare the"
+            " ratios, measured in the same run, more than the absolute rates.",
             "",
             f"Setup: {plan.events:,} events of {plan.users:,} users pre-loaded in a"
-            f" {PARTITIONS}-partition topic. Sink: aiohttp in its own process, answering 204 after"
-            " 0 or 20 ms. Dispatcher: `dispatcher --manifest <generated> --log-level WARNING` as a"
-            " subprocess, a fresh consumer group per run from the earliest offset, one http"
-            " destination with `max_connections` = `concurrency`. Bare aiohttp: one process POSTing"
-            " the same kind of body to the same sink from `concurrency` loops. A rate is"
+            f" {PARTITIONS}-partition topic. Sink: {report.sink}, in its own process, answering"
+            " 204 after 0 or 20 ms. Dispatcher: `dispatcher --manifest <generated> --log-level"
+            " WARNING` as a subprocess, a fresh consumer group per run from the earliest offset,"
+            " one http destination with `max_connections` = `concurrency` and every other setting"
+            " (the buffer's bounds above all) at the manifest's defaults. Bare aiohttp: one"
+            " process POSTing the same kind of body to the same sink from `concurrency` loops,"
+            " with none of the dispatcher's work around each request: the ceiling. A rate is"
             " (deliveries - 1) / (last - first arrival at the sink); a run ends at all events or"
-            f" after {plan.window:g} s. CPU % is of one core, over the measured window; 'loop' is"
-            " the main thread alone (the event loop), the rest is mostly librdkafka's threads.",
+            f" after {plan.window:g} s. CPU is of the whole process (all threads) unless it says"
+            " 'loop' (the main thread, where the event loop runs), as % of one core over the"
+            " measured window, or per delivery. Mean in flight is the dispatcher's own"
+            " `delivery_in_flight` gauge, scraped every 0.5 s.",
+            "",
+            "What bounds the numbers: the machine's cores are shared by the client measured,"
+            " the sink, the broker and the benchmark; 'machine busy' says how much of all of"
+            " them was in use. At 20 ms the sink's latency bounds each slot to 50 deliveries/s,"
+            " so a rate well below 50 x concurrency with a low 'in flight / concurrency' means"
+            " the pipeline starved; at 0 ms the client's CPU per delivery bounds it (one event"
+            " loop, one core at most).",
         ]
     )
-
-
-def _runs_table(runs: list[Run]) -> str:
-    header = [
-        *("client", "sink latency ms", "concurrency", "deliveries", "seconds", "deliveries/s"),
-        *("x bare at top concurrency", "CPU %", "loop CPU %", "loop waiting %"),
-        *("CPU µs/delivery", "loop CPU µs/delivery", "sink CPU %", "sink waiting %"),
-        *("mean in flight", "peak RSS MiB", "threads", "ended by"),
-    ]
-    top = max(r.concurrency for r in runs)
-    rows = []
-    for run in runs:
-        ratio = _ratio(run, _find(runs, BARE, run.latency_ms, top))
-        rows.append(
-            [
-                run.client,
-                str(run.latency_ms),
-                str(run.concurrency),
-                f"{run.deliveries:,}",
-                f"{run.seconds:.2f}",
-                f"{run.rate:,.0f}",
-                f"{ratio or 0.0:.2f}",
-                f"{run.percent(run.used.cpu):.0f}",
-                f"{run.percent(run.used.loop_cpu):.0f}",
-                f"{run.percent(run.used.loop_wait):.0f}",
-                f"{run.per_delivery_us(run.used.cpu):,.0f}",
-                f"{run.per_delivery_us(run.used.loop_cpu):,.0f}",
-                f"{run.percent(run.sink_used.cpu):.0f}",
-                f"{run.percent(run.sink_used.loop_wait):.0f}",
-                "-" if run.in_flight is None else f"{run.in_flight:.0f}",
-                f"{run.peak_rss / (1 << 20):.0f}",
-                str(run.threads),
-                run.ended_by,
-            ]
-        )
-    return "## Deliveries per second\n\n" + markdown_table(header, rows, left=(0, -1))
 
 
 def _find(runs: list[Run], client: str, latency_ms: int, concurrency: int) -> Run | None:
     wanted = (client, latency_ms, concurrency)
     return next((r for r in runs if (r.client, r.latency_ms, r.concurrency) == wanted), None)
+
+
+def _bare_for(runs: list[Run], run: Run) -> Run | None:
+    return _find(runs, BARE, run.latency_ms, run.concurrency)
 
 
 def _ratio(numerator: Run | None, denominator: Run | None) -> float | None:
@@ -123,31 +114,140 @@ def _ratio(numerator: Run | None, denominator: Run | None) -> float | None:
     return numerator.rate / denominator.rate
 
 
+def _cpu_ratio(run: Run, bare: Run | None) -> float | None:
+    """Dispatcher CPU per delivery / bare client CPU per request (all threads each)."""
+    if bare is None:
+        return None
+    ours, theirs = run.per_delivery_us(run.used.cpu), bare.per_delivery_us(bare.used.cpu)
+    return ours / theirs if theirs and ours else None
+
+
+def _shown(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _rates_table(runs: list[Run]) -> str:
+    header = [
+        *("client", "sink latency ms", "concurrency", "deliveries", "seconds", "deliveries/s"),
+        *("x bare", "mean in flight", "in flight / concurrency", "machine busy %"),
+        *("broker CPU %", "peak RSS MiB", "threads", "ended by"),
+    ]
+    rows = [
+        [
+            run.client,
+            str(run.latency_ms),
+            str(run.concurrency),
+            f"{run.deliveries:,}",
+            f"{run.seconds:.2f}",
+            f"{run.rate:,.0f}",
+            _shown(_ratio(run, _bare_for(runs, run)), ".2f"),
+            _shown(run.in_flight, ".0f"),
+            _shown(run.in_flight_share, ".2f"),
+            f"{100 * run.machine_busy:.0f}",
+            "-" if run.broker_used is None else f"{run.percent(run.broker_used.cpu):.0f}",
+            f"{run.peak_rss / (1 << 20):.0f}",
+            str(run.threads),
+            run.ended_by,
+        ]
+        for run in runs
+    ]
+    return (
+        "## Deliveries per second\n\n'x bare' is the rate over the bare client's at the same"
+        " latency and concurrency.\n\n" + markdown_table(header, rows, left=(0, -1))
+    )
+
+
+def _cpu_table(runs: list[Run]) -> str:
+    header = [
+        *("client", "sink latency ms", "concurrency", "CPU %", "loop CPU %", "loop waiting %"),
+        *("CPU µs/delivery", "loop CPU µs/delivery", "x bare CPU µs/request"),
+        *("sink CPU %", "sink CPU µs/request"),
+    ]
+    rows = [
+        [
+            run.client,
+            str(run.latency_ms),
+            str(run.concurrency),
+            f"{run.percent(run.used.cpu):.0f}",
+            f"{run.percent(run.used.loop_cpu):.0f}",
+            f"{run.percent(run.used.loop_wait):.0f}",
+            f"{run.per_delivery_us(run.used.cpu):,.0f}",
+            f"{run.per_delivery_us(run.used.loop_cpu):,.0f}",
+            "-" if run.client == BARE else _shown(_cpu_ratio(run, _bare_for(runs, run)), ".2f"),
+            f"{run.percent(run.sink_used.cpu):.0f}",
+            f"{run.per_delivery_us(run.sink_used.cpu):,.0f}",
+        ]
+        for run in runs
+    ]
+    return (
+        "## CPU per delivery\n\nProcess CPU (all threads) over the deliveries in the measured"
+        " window; 'loop waiting' is the main thread ready to run but waiting for a core (the"
+        " machine crowding it out); 'x bare' is over the bare client's CPU per request at the"
+        f" same latency and concurrency (goal <= {CPU_GOAL:g}).\n\n"
+        + markdown_table(header, rows, left=(0,))
+    )
+
+
+def _worst(
+    runs: list[Run], value: Callable[[Run], float | None], *, highest: bool
+) -> tuple[Run, float] | None:
+    """The run whose ``value`` is highest (or lowest), with that value."""
+    valued = [(run, v) for run in runs if (v := value(run)) is not None]
+    if not valued:
+        return None
+    return (max if highest else min)(valued, key=lambda pair: pair[1])
+
+
 def _ratios(report: Report) -> str:
     runs, top, at = report.runs, report.plan.top_concurrency, RATIO_LATENCY_MS
+    ours = [r for r in runs if r.client == DISPATCHER]
     rows: list[list[str]] = []
 
-    def row(name: str, value: float | None, goal: str) -> None:
-        rows.append([name, f"{value:,.1f}x" if value is not None else "n/a", goal])
+    def row(name: str, value: float | None, goal: str, met: bool | None = None) -> None:
+        shown = f"{value:,.2f}x" if value is not None else "n/a"
+        rows.append([name, shown, goal, "" if met is None else ("yes" if met else "**no**")])
 
+    speedup = _ratio(_find(runs, DISPATCHER, at, top), _find(runs, DISPATCHER, at, 1))
     row(
         f"dispatcher concurrency {top} / concurrency 1, {at} ms sink",
-        _ratio(_find(runs, DISPATCHER, at, top), _find(runs, DISPATCHER, at, 1)),
+        speedup,
         f">= {RATIO_GOAL:g}x",
+        None if speedup is None else speedup >= RATIO_GOAL,
     )
     row(
         f"bare aiohttp concurrency {top} / concurrency 1, {at} ms sink",
         _ratio(_find(runs, BARE, at, top), _find(runs, BARE, at, 1)),
         "reference",
     )
-    for latency in LATENCIES_MS:
+    for latency in sorted({r.latency_ms for r in ours}):
+        at_latency = [r for r in ours if r.latency_ms == latency]
+        lowest = _worst(at_latency, lambda r: r.in_flight_share, highest=False)
+        if lowest is not None:
+            run, share = lowest
+            row(
+                f"lowest mean in flight / concurrency, {latency} ms sink"
+                f" (concurrency {run.concurrency})",
+                share,
+                f">= {IN_FLIGHT_GOAL:g}x",
+                share >= IN_FLIGHT_GOAL,
+            )
+        highest = _worst(at_latency, lambda r: _cpu_ratio(r, _bare_for(runs, r)), highest=True)
+        if highest is not None:
+            run, ratio = highest
+            row(
+                f"highest dispatcher CPU per delivery / bare CPU per request, {latency} ms sink"
+                f" (concurrency {run.concurrency})",
+                ratio,
+                f"<= {CPU_GOAL:g}x",
+                ratio <= CPU_GOAL,
+            )
         row(
-            f"dispatcher / bare aiohttp, concurrency {top}, {latency} ms sink",
+            f"dispatcher / bare aiohttp deliveries/s, concurrency {top}, {latency} ms sink",
             _ratio(_find(runs, DISPATCHER, latency, top), _find(runs, BARE, latency, top)),
             "1x is the ceiling",
         )
-    table = markdown_table(["ratio", "value", "goal"], rows, left=(0, -1))
-    return f"## Ratios\n\n{table}\n\n{_goal_arithmetic(runs, top)}"
+    table = markdown_table(["ratio", "value", "goal", "met"], rows, left=(0, -2, -1))
+    return f"## Ratios\n\n{table}\n\n{_goal_arithmetic(runs, top)}".rstrip()
 
 
 def _goal_arithmetic(runs: list[Run], top: int) -> str:
@@ -171,7 +271,7 @@ def _ceiling(runs: list[Run]) -> str:
     top = max(r.concurrency for r in runs)
     bound, bare = _find(runs, DISPATCHER, 0, top), _find(runs, BARE, 0, top)
     zero = [r for r in runs if r.client == DISPATCHER and r.latency_ms == 0]
-    if bound is None or bare is None:
+    if bound is None or bare is None or not zero:
         return "## CPU ceiling (0 ms sink)\n\nNot measured."
     fastest = max(zero, key=lambda r: r.rate)
     loop_us, bare_us = (r.per_delivery_us(r.used.loop_cpu) for r in (bound, bare))
@@ -186,7 +286,8 @@ def _ceiling(runs: list[Run]) -> str:
             f"At concurrency {top} the dispatcher delivered **{bound.rate:,.0f}/s**; its event"
             f" loop ran {bound.percent(bound.used.loop_cpu):.0f}% of the time and waited for a"
             f" core another {bound.percent(bound.used.loop_wait):.0f}% ({busy:.0f}% busy:"
-            f" {verdict}; the threshold is {CPU_BOUND_PERCENT}%). The fastest 0 ms run was"
+            f" {verdict}; the threshold is {CPU_BOUND_PERCENT}%), with the machine"
+            f" {100 * bound.machine_busy:.0f}% busy. The fastest 0 ms run was"
             f" {fastest.rate:,.0f}/s at concurrency {fastest.concurrency}.",
             "",
             f"Loop CPU per delivery: **{loop_us:,.0f} µs**, so one core given to the loop alone"

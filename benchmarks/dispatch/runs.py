@@ -6,10 +6,13 @@ from __future__ import annotations
 import itertools
 import time
 from dataclasses import dataclass
+from typing import Any
+
+import psutil
 
 from benchmarks.dispatch.sink import SinkClient
 from benchmarks.exceptions import BenchError
-from benchmarks.measure import POLL_INTERVAL, Counters, mean, read_metric
+from benchmarks.measure import POLL_INTERVAL, Counters, ProcessWatch, mean, read_metric
 from benchmarks.processes import Child
 
 __all__ = ["Run", "measure"]
@@ -47,6 +50,11 @@ class Run:
     in_flight: float | None = None
     """Mean of the dispatcher's ``delivery_in_flight`` gauge over the window: how much of
     ``concurrency`` it actually used (``None`` for the bare client)."""
+    machine_busy: float = 0.0
+    """Share of all the machine's cores busy over the window (anyone's work): near 1, the
+    machine and not the client bounded the rate."""
+    broker_used: Counters | None = None
+    """The local broker's CPU over the window (``None``: not a broker of this machine's)."""
 
     @property
     def rate(self) -> float:
@@ -59,6 +67,11 @@ class Run:
     def per_delivery_us(self, seconds: float) -> float:
         return 1e6 * seconds / self.wall_deliveries if self.wall_deliveries else 0.0
 
+    @property
+    def in_flight_share(self) -> float | None:
+        """Mean in flight / concurrency: 1 is every slot used all the time."""
+        return None if self.in_flight is None else self.in_flight / self.concurrency
+
 
 def measure(
     client: Child,
@@ -69,6 +82,7 @@ def measure(
     concurrency: int,
     deliveries: int,
     window: float,
+    broker: ProcessWatch | None = None,
 ) -> Run:
     """Watch the sink count ``client``'s deliveries from the first one until ``deliveries``
     arrived, ``window`` seconds passed, arrivals stalled, or the client exited."""
@@ -79,13 +93,15 @@ def measure(
         time.sleep(POLL_INTERVAL)
     watches = (client.watch, sink.process.watch)
     client0, sink0 = (watch.sample() for watch in watches)
+    broker0 = broker.sample(per_thread=False) if broker else None
+    machine0 = psutil.cpu_times()
     t0, first_count = time.monotonic(), stats.count
     seen, progressed = stats.count, t0
     in_flight: list[float | None] = []
     for polls in itertools.count(1):
         time.sleep(POLL_INTERVAL)
-        if client.metrics_url and polls % IN_FLIGHT_EVERY == 0:
-            in_flight.append(read_metric(client.metrics_url, IN_FLIGHT_GAUGE))
+        if client.metrics_urls and polls % IN_FLIGHT_EVERY == 0:
+            in_flight.append(_in_flight(client.metrics_urls))
         exited = not client.running()
         client_now, sink_now = (watch.sample() for watch in watches)
         stats, now = sink.stats(), time.monotonic()
@@ -99,6 +115,7 @@ def measure(
         )
         if ended_by:
             break
+    broker_used = broker.sample(per_thread=False) - broker0 if broker and broker0 else None
     return Run(
         client=label,
         latency_ms=latency_ms,
@@ -113,7 +130,22 @@ def measure(
         threads=client.watch.threads,
         ended_by=ended_by,
         in_flight=mean([value for value in in_flight if value is not None]),
+        machine_busy=_busy_share(machine0, psutil.cpu_times()),
+        broker_used=broker_used,
     )
+
+
+def _busy_share(before: Any, after: Any) -> float:
+    """Share of all cores busy between two ``psutil.cpu_times()`` (waiting on I/O is idle)."""
+    idle = sum(getattr(after, f, 0.0) - getattr(before, f, 0.0) for f in ("idle", "iowait"))
+    total = sum(after) - sum(before)
+    return 1 - idle / total if total > 0 else 0.0
+
+
+def _in_flight(urls: list[str]) -> float | None:
+    """The in-flight gauge added up over a client's processes; ``None`` unless all answer."""
+    values = [read_metric(url, IN_FLIGHT_GAUGE) for url in urls]
+    return None if None in values else sum(v for v in values if v is not None)
 
 
 def _ended_by(*, delivered: bool, window_over: bool, stalled: bool, exited: bool) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from benchmarks.dispatch.harness import Bench
-from benchmarks.dispatch.plan import TRACING_CONCURRENCY, TRACING_ROUNDS
+from benchmarks.dispatch.plan import TRACING_CONCURRENCY
 from benchmarks.dispatch.runs import Run
 from benchmarks.span_counter import SpanCounts, span_counter
 from benchmarks.tracing import TRACING_OFF, TRACING_ON, Cost, cost_table, tracing_env
@@ -44,14 +44,15 @@ class TracingComparison:
 
 
 def compare_tracing(bench: Bench, topic: str) -> TracingComparison:
-    """``TRACING_ROUNDS`` pairs of runs, each over a share of the window, a fresh consumer
-    group each."""
-    window = bench.plan.window / TRACING_ROUNDS
+    """``plan.tracing_rounds`` pairs of runs, each over a share of the window, a fresh
+    consumer group each."""
+    rounds = bench.plan.tracing_rounds
+    window = bench.plan.window / rounds
     off: list[Run] = []
     on: list[Run] = []
     spans, delivered = SpanCounts(0, 0), 0
     with span_counter(bench.workdir) as counter:
-        for round_number in range(TRACING_ROUNDS):
+        for round_number in range(rounds):
             for traced in (False, True) if round_number % 2 == 0 else (True, False):
                 if not traced:
                     label = f"dispatcher, {TRACING_OFF}"
