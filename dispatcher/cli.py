@@ -16,7 +16,7 @@ import prometheus_client
 
 from dispatcher.app import DispatcherSettings, run_dispatcher
 from dispatcher.exceptions import ManifestError
-from dispatcher.manifest import Manifest, load_manifests
+from dispatcher.manifest import Manifest, load_manifests, retention_warnings
 from dispatcher.status import collect_status, format_table
 from eventlog.exceptions import EventDeliveryError
 from eventlog.logs import configure_logging
@@ -82,6 +82,8 @@ def cli(  # noqa: PLR0917 - click passes options positionally
         raise click.UsageError("give at least one --manifest FILE")
     manifests = _load(manifest_paths)
     if check:
+        for warning in (w for manifest in manifests for w in retention_warnings(manifest)):
+            click.echo(f"warning: {warning}", err=True)  # valid, so still exit 0
         names = sum(len(m.destinations) for m in manifests)
         click.echo(f"ok: {len(manifests)} manifest(s), {names} destination(s)")
         return

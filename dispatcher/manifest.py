@@ -24,14 +24,25 @@ from typing import Literal, TypeVar, cast, get_args, get_origin
 import msgspec
 import yaml
 
-from dispatcher.destinations import TYPES, DestinationType
-from dispatcher.durations import Duration, decode_hook, parse_duration
-from dispatcher.exceptions import ManifestError
 from dispatcher.breaker import BreakerPolicy
+from dispatcher.destinations import TYPES, DestinationType
+from dispatcher.durations import Duration, decode_hook, format_duration, parse_duration
+from dispatcher.exceptions import ManifestError
 from dispatcher.parking import ParkingPolicy
 from dispatcher.retry import RetryPolicy
+from eventlog.topics import RETENTION_24H_MS
 
-__all__ = ["DestinationSpec", "Manifest", "load_manifest", "load_manifests"]
+__all__ = [
+    "EVENTS_RETENTION",
+    "DestinationSpec",
+    "Manifest",
+    "load_manifest",
+    "load_manifests",
+    "retention_warnings",
+]
+
+EVENTS_RETENTION = RETENTION_24H_MS / 1000
+"""Seconds the events topic keeps events (``eventlog.topics``), for ``retention_warnings``."""
 
 StartFrom = Literal["earliest", "latest"]
 
@@ -44,9 +55,19 @@ _TOP_KEYS = (
     "defaults",
     "destinations",
 )
-_DEFAULT_KEYS = ("timeout", "retry", "concurrency", "max_buffered")
+_DEFAULT_KEYS = (
+    "timeout",
+    "retry",
+    "breaker",
+    "parking",
+    "concurrency",
+    "max_buffered",
+    "max_buffered_bytes",
+)
 _COMMON_KEYS = ("name", "type", *_DEFAULT_KEYS)
 _BOOTSTRAP_ENV = "KAFKA_BOOTSTRAP_SERVERS"
+_REPLICATION_ENV = "KAFKA_REPLICATION_FACTOR"
+_MIN_INSYNC_ENV = "KAFKA_MIN_INSYNC_REPLICAS"
 _KAFKA_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
 _KAFKA_NAME_RULE = "use 1 to 249 letters, digits, '.', '_' or '-'"
 _REFERENCE = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$\{")
@@ -120,6 +141,12 @@ class Manifest:
     """Kafka brokers, ``host:port[,host:port...]``."""
     destinations: tuple[DestinationSpec, ...]
     """In file order; never empty."""
+    replication_factor: int = 1
+    """Copies of each partition of the topics the dispatcher creates (events, dead letters);
+    3 in production. ``KAFKA_REPLICATION_FACTOR`` overrides it."""
+    min_insync_replicas: int | None = None
+    """``min.insync.replicas`` of the topics the dispatcher creates (2 with 3 replicas); the
+    broker's default when ``None``. ``KAFKA_MIN_INSYNC_REPLICAS`` overrides it."""
 
     def group_id(self, destination: DestinationSpec) -> str:
         """The consumer group of ``destination``: ``<group_prefix>.<name>``."""
@@ -162,13 +189,16 @@ def load_manifest(
         raise where.error("destinations", "missing; list at least one destination")
     defaults = _mapping(top.get("defaults", {}), where, "defaults")
     _reject_unknown_keys(defaults, _DEFAULT_KEYS, where, "defaults", owner="defaults")
+    kafka = _kafka(top.get("kafka", {}), where, environ)
     return Manifest(
         path=path,
         topic=topic,
         dead_letter_topic=dead_letter_topic,
         group_prefix=_kafka_name(top.get("group_prefix", "event-delivery"), where, "group_prefix"),
         start_from=_start_from(top.get("start_from", "earliest"), where),
-        bootstrap_servers=_bootstrap_servers(top.get("kafka", {}), where, environ),
+        bootstrap_servers=kafka.bootstrap_servers,
+        replication_factor=kafka.replication_factor,
+        min_insync_replicas=kafka.min_insync_replicas,
         destinations=_destinations(
             top["destinations"],
             where,
@@ -190,9 +220,13 @@ class _Where:
 
     def error(self, field: str | None, problem: str) -> ManifestError:
         """``<file>: destination '<name>': field '<field>': <problem>``, secrets hidden."""
+        return ManifestError(self.describe(field, problem))
+
+    def describe(self, field: str | None, problem: str) -> str:
+        """The text of ``error``: for a warning, which is not an exception."""
         parts = [self.destination, field and f"field '{field}'", problem]
         message = self.hide_secrets(": ".join(filter(None, parts)))
-        return ManifestError(f"{self.file}: {_shorten_quotes(message)}")
+        return f"{self.file}: {_shorten_quotes(message)}"
 
     def hide_secrets(self, text: str) -> str:
         """``text`` with every substituted value replaced by its ``${VAR}`` reference."""
@@ -423,14 +457,32 @@ class _Common:
     """The keys every destination has: its own, else from ``defaults``, else built in."""
 
     timeout: Duration
-    retry: Mapping[object, object]
-    """``retry`` keys as written, laid one by one over the inherited ones."""
-    policy: RetryPolicy
+    layered: Mapping[str, Mapping[object, object]]
+    """``retry``, ``breaker`` and ``parking`` keys as written, each laid key by key over the
+    inherited ones."""
+    retry: RetryPolicy
+    breaker: BreakerPolicy
+    parking: ParkingPolicy
     concurrency: int
     max_buffered: int
+    max_buffered_bytes: int
 
 
-_BUILT_IN = _Common(Duration(1.0), {}, RetryPolicy(), concurrency=64, max_buffered=1000)
+_BUILT_IN = _Common(
+    Duration(1.0),
+    {},
+    RetryPolicy(),
+    BreakerPolicy(),
+    ParkingPolicy(),
+    concurrency=64,
+    max_buffered=1000,
+    max_buffered_bytes=64 * 1024 * 1024,
+)
+_POLICIES: tuple[tuple[str, type[msgspec.Struct]], ...] = (
+    ("retry", RetryPolicy),
+    ("breaker", BreakerPolicy),
+    ("parking", ParkingPolicy),
+)
 
 
 def _common(
@@ -441,8 +493,13 @@ def _common(
     def at(key: str) -> str:
         return ".".join(filter(None, [prefix, key]))
 
-    retry = {**inherited.retry, **_mapping(section.get("retry", {}), where, at("retry"))}
-    merged = " (retry is laid key by key over defaults.retry)" if inherited.retry else ""
+    layered: dict[str, Mapping[object, object]] = {}
+    policies: dict[str, msgspec.Struct] = {}
+    for key, struct in _POLICIES:
+        below = inherited.layered.get(key, {})
+        layered[key] = {**below, **_mapping(section.get(key, {}), where, at(key))}
+        merged = f" ({key} is laid key by key over defaults.{key})" if below else ""
+        policies[key] = _convert(layered[key], struct, where, at(key), owner=key, note=merged)
     concurrency = _count(
         section.get("concurrency", inherited.concurrency), where, at("concurrency")
     )
@@ -459,10 +516,17 @@ def _common(
         timeout=_timeout(section["timeout"], where, at("timeout"))
         if "timeout" in section
         else inherited.timeout,
-        retry=retry,
-        policy=_convert(retry, RetryPolicy, where, at("retry"), owner="retry", note=merged),
+        layered=layered,
+        retry=cast(RetryPolicy, policies["retry"]),
+        breaker=cast(BreakerPolicy, policies["breaker"]),
+        parking=cast(ParkingPolicy, policies["parking"]),
         concurrency=concurrency,
         max_buffered=max_buffered,
+        max_buffered_bytes=_count(
+            section.get("max_buffered_bytes", inherited.max_buffered_bytes),
+            where,
+            at("max_buffered_bytes"),
+        ),
     )
 
 
@@ -520,9 +584,12 @@ def _destination(
         type=type_name,
         options=_convert(options, kind.options, where, None, owner=f"type {type_name!r}"),
         timeout=common.timeout,
-        retry=common.policy,
+        retry=common.retry,
         concurrency=common.concurrency,
         max_buffered=common.max_buffered,
+        max_buffered_bytes=common.max_buffered_bytes,
+        breaker=common.breaker,
+        parking=common.parking,
     )
 
 
@@ -574,19 +641,80 @@ def _expand(
     return _REFERENCE.sub(substitute, value)
 
 
-def _bootstrap_servers(raw: object, where: _Where, environ: Mapping[str, str]) -> str:
+@dataclass(frozen=True, slots=True)
+class _Kafka:
+    bootstrap_servers: str
+    replication_factor: int
+    min_insync_replicas: int | None
+
+
+_KAFKA_KEYS = ("bootstrap_servers", "replication_factor", "min_insync_replicas")
+_SERVERS_RULE = "write host:port[,host:port...] with ports 1 to 65535"
+_SERVER = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):(?P<port>[0-9]+)", re.ASCII)
+
+
+def _kafka(raw: object, where: _Where, environ: Mapping[str, str]) -> _Kafka:
+    """The ``kafka`` section, each key overridden by its ``KAFKA_*`` variable when that is set."""
     section = _mapping(raw, where, "kafka")
-    _reject_unknown_keys(section, ("bootstrap_servers",), where, "kafka", owner="kafka")
+    _reject_unknown_keys(section, _KAFKA_KEYS, where, "kafka", owner="kafka")
+    replication = _env_count(environ, _REPLICATION_ENV, where, "kafka.replication_factor")
+    if replication is None:
+        replication = _count(
+            section.get("replication_factor", 1), where, "kafka.replication_factor"
+        )
+    min_insync = _env_count(environ, _MIN_INSYNC_ENV, where, "kafka.min_insync_replicas")
+    if min_insync is None and section.get("min_insync_replicas") is not None:
+        min_insync = _count(section["min_insync_replicas"], where, "kafka.min_insync_replicas")
+    if min_insync is not None and min_insync > replication:
+        raise where.error(
+            "kafka.min_insync_replicas",
+            f"{min_insync} is above replication_factor {replication}; no write could ever be"
+            " acknowledged by all of them",
+        )
+    return _Kafka(_bootstrap_servers(section, where, environ), replication, min_insync)
+
+
+def _bootstrap_servers(
+    section: Mapping[object, object], where: _Where, environ: Mapping[str, str]
+) -> str:
+    field = "kafka.bootstrap_servers"
     value = section.get("bootstrap_servers", "localhost:9092")
     if not isinstance(value, str):
-        raise where.error("kafka.bootstrap_servers", f"expected host:port, got {_kind(value)}")
+        raise where.error(field, f"expected host:port, got {_kind(value)}")
     if override := environ.get(_BOOTSTRAP_ENV, "").strip():
+        _check_servers(override, where, f"{field} (from {_BOOTSTRAP_ENV})")
         return override
     secrets: dict[str, str] = {}
-    servers = str(_expand(value, "kafka.bootstrap_servers", where, environ, secrets)).strip()
+    servers = str(_expand(value, field, where, environ, secrets)).strip()
     if not servers:
-        raise where.error("kafka.bootstrap_servers", "empty; write host:port[,host:port...]")
+        raise where.error(field, f"empty; {_SERVERS_RULE}")
+    _check_servers(servers, replace(where, secrets=secrets), field)
     return servers
+
+
+def _check_servers(servers: str, where: _Where, field: str) -> None:
+    """Every comma-separated entry is ``host:port`` (``[v6]:port`` too), port 1 to 65535."""
+    for number, written in enumerate(servers.split(","), start=1):
+        entry = written.strip()
+        if not entry:
+            raise where.error(field, f"entry #{number} is empty; {_SERVERS_RULE}")
+        server = _SERVER.fullmatch(entry)
+        if server is None:
+            raise where.error(field, f"{entry!r} is not host:port; {_SERVERS_RULE}")
+        if not 1 <= int(server["port"]) <= 65535:
+            raise where.error(field, f"{entry!r} has port {server['port']}; {_SERVERS_RULE}")
+
+
+def _env_count(environ: Mapping[str, str], variable: str, where: _Where, field: str) -> int | None:
+    """The whole number in ``environ[variable]``, or ``None`` when it is unset or empty."""
+    text = environ.get(variable, "").strip()
+    if not text:
+        return None
+    if not re.fullmatch(r"[0-9]{1,5}", text, re.ASCII) or int(text) < 1:
+        raise where.error(
+            f"{field} (from {variable})", f"{text!r} is not a whole number of at least 1"
+        )
+    return int(text)
 
 
 def _convert(
@@ -686,6 +814,49 @@ def _count(value: object, where: _Where, field: str) -> int:
     if value < 1:
         raise where.error(field, f"must be at least 1, got {value}")
     return value
+
+
+def retention_warnings(manifest: Manifest) -> tuple[str, ...]:
+    """What in ``manifest`` is valid but could lose events to retention, one line per finding.
+
+    The events topic keeps events for ``EVENTS_RETENTION`` seconds (fixed: the manifest has no
+    retention key). A parked user waits out ``parking.retry_schedule`` and an open breaker up to
+    ``breaker.max_cooldown`` while its events stay in that topic; the park topic must keep
+    parked events at least as long as the schedule takes.
+    """
+    warnings: list[str] = []
+    retention = format_duration(EVENTS_RETENTION)
+    for spec in manifest.destinations:
+        where = _Where(manifest.path, destination=f"destination {spec.name!r}")
+        schedule = sum(spec.parking.retry_schedule)
+        if schedule > EVENTS_RETENTION:
+            warnings.append(
+                where.describe(
+                    "parking.retry_schedule",
+                    f"its waits add up to {format_duration(schedule)}, longer than the events"
+                    f" topic keeps events ({retention}); events may be deleted by retention"
+                    " before the schedule runs out",
+                )
+            )
+        if spec.breaker.max_cooldown > EVENTS_RETENTION:
+            warnings.append(
+                where.describe(
+                    "breaker.max_cooldown",
+                    f"{format_duration(spec.breaker.max_cooldown)} is longer than the events"
+                    f" topic keeps events ({retention}); events may be deleted while the"
+                    " breaker is open",
+                )
+            )
+        if spec.parking.retention < schedule:
+            warnings.append(
+                where.describe(
+                    "parking.retention",
+                    f"{format_duration(spec.parking.retention)} is shorter than"
+                    f" parking.retry_schedule takes ({format_duration(schedule)}); parked"
+                    " events may be deleted before their last retry",
+                )
+            )
+    return tuple(warnings)
 
 
 def _check_names_across(manifests: Sequence[Manifest]) -> None:
