@@ -1,4 +1,5 @@
-"""Creating the events (and dead-letter) topics and saying how an existing one differs."""
+"""Creating the events (and dead-letter) topics, saying how an existing one differs, and
+warning when a topic is less durable than its cluster allows."""
 
 from __future__ import annotations
 
@@ -7,11 +8,17 @@ import time
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
+from confluent_kafka.admin import (
+    AdminClient,
+    ConfigEntry,
+    ConfigResource,
+    NewTopic,
+    ResourceType,
+)
 
 from eventlog.exceptions import TopicError
 
-__all__ = ["RETENTION_24H_MS", "TopicSpec", "TopicState", "ensure_topic"]
+__all__ = ["RETENTION_24H_MS", "TopicSpec", "TopicState", "durability_warnings", "ensure_topic"]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +43,9 @@ class TopicSpec:
     """How long events are kept (topic config ``retention.ms``)."""
     min_insync_replicas: int | None = None
     """Topic config ``min.insync.replicas``; the broker default when ``None``."""
+    max_message_bytes: int | None = None
+    """Topic config ``max.message.bytes`` (largest record batch); the broker default when
+    ``None``. Topics that carry events plus headers of ours need more than the events topic."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,13 +57,53 @@ class TopicState:
     retention_ms: int
     differences: tuple[str, ...]
     """Human-readable ways an existing topic differs from the spec (empty when it matches)."""
+    replication_factor: int = 0
+    """Replicas of its least replicated partition."""
+    min_insync_replicas: int | None = None
+    """Its ``min.insync.replicas`` (the broker default included); ``None`` if not reported."""
+    brokers: int = 0
+    """Brokers in the cluster when it was looked at."""
+    warnings: tuple[str, ...] = ()
+    """``durability_warnings`` for it (logged at WARNING too)."""
+
+
+def durability_warnings(
+    *, replication_factor: int, min_insync_replicas: int | None, brokers: int
+) -> tuple[str, ...]:
+    """How a topic is less durable than its cluster allows, one sentence per problem.
+
+    Its replication factor should reach the broker count, capped at 3 (more copies add cost,
+    not much safety); with 3 or more replicas, ``min.insync.replicas`` should be at least 2, or
+    an ``acks=all`` write is acknowledged by a single broker and lost with it.
+    """
+    warnings: list[str] = []
+    wanted = min(brokers, 3)
+    if replication_factor < wanted:
+        warnings.append(
+            f"replication factor {replication_factor} is below {wanted} with {brokers} brokers:"
+            " losing one broker can lose acknowledged events; set KAFKA_REPLICATION_FACTOR"
+            f" (or the manifest's kafka.replication_factor) to {wanted} for new topics, and"
+            " reassign this topic's partitions (kafka-reassign-partitions)"
+        )
+    if replication_factor >= 3 and min_insync_replicas is not None and min_insync_replicas < 2:
+        warnings.append(
+            f"min.insync.replicas is {min_insync_replicas} with {replication_factor} replicas:"
+            " acks=all is satisfied by one broker; set it to 2 (kafka-configs --alter"
+            " --add-config min.insync.replicas=2)"
+        )
+    return tuple(warnings)
 
 
 def ensure_topic(admin: AdminClient, spec: TopicSpec, *, timeout: float = 30.0) -> TopicState:
-    """Create ``spec.name`` if missing; otherwise report (and log) how it differs from ``spec``."""
+    """Create ``spec.name`` if missing; otherwise report (and log) how it differs from ``spec``.
+
+    Either way, log a WARNING for each of its ``durability_warnings``.
+    """
     configs = {"retention.ms": str(spec.retention_ms)}
     if spec.min_insync_replicas is not None:
         configs["min.insync.replicas"] = str(spec.min_insync_replicas)
+    if spec.max_message_bytes is not None:
+        configs["max.message.bytes"] = str(spec.max_message_bytes)
     new = NewTopic(
         spec.name,
         num_partitions=spec.partitions,
@@ -61,6 +111,7 @@ def ensure_topic(admin: AdminClient, spec: TopicSpec, *, timeout: float = 30.0) 
         config=configs,
     )
     future = admin.create_topics([new], operation_timeout=timeout, request_timeout=timeout)
+    created = True
     try:
         future[spec.name].result(timeout=timeout)
     except TimeoutError as exc:
@@ -68,44 +119,109 @@ def ensure_topic(admin: AdminClient, spec: TopicSpec, *, timeout: float = 30.0) 
     except KafkaException as exc:
         if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
             raise TopicError(f"cannot create topic {spec.name!r}: {exc.args[0].str()}") from exc
+        created = False
     else:
         log.info(
-            "topic created topic=%s partitions=%d retention_ms=%d",
+            "topic created topic=%s partitions=%d retention_ms=%d replication_factor=%d",
             spec.name,
             spec.partitions,
             spec.retention_ms,
+            spec.replication_factor,
         )
-        return TopicState(True, spec.partitions, spec.retention_ms, ())
-    return _compare(admin, spec, timeout)
+    found = _describe(admin, spec.name, timeout)
+    differences = () if created else _differences(spec, found)
+    for difference in differences:
+        log.warning("topic differs from spec topic=%s: %s", spec.name, difference)
+    warnings = durability_warnings(
+        replication_factor=found.replication_factor,
+        min_insync_replicas=found.min_insync_replicas,
+        brokers=found.brokers,
+    )
+    for warning in warnings:
+        log.warning("topic less durable than the cluster allows topic=%s: %s", spec.name, warning)
+    return TopicState(
+        created=created,
+        partitions=found.partitions,
+        retention_ms=found.retention_ms,
+        differences=differences,
+        replication_factor=found.replication_factor,
+        min_insync_replicas=found.min_insync_replicas,
+        brokers=found.brokers,
+        warnings=warnings,
+    )
 
 
-def _compare(admin: AdminClient, spec: TopicSpec, timeout: float) -> TopicState:
-    resource = ConfigResource(ResourceType.TOPIC, spec.name)
+@dataclass(frozen=True, slots=True)
+class _Found:
+    partitions: int
+    replication_factor: int
+    brokers: int
+    retention_ms: int
+    min_insync_replicas: int | None
+    max_message_bytes: int | None
+
+
+def _describe(admin: AdminClient, name: str, timeout: float) -> _Found:
+    resource = ConfigResource(ResourceType.TOPIC, name)
     deadline = time.monotonic() + timeout
     while True:
         try:
-            metadata = admin.list_topics(spec.name, timeout=timeout).topics[spec.name]
+            cluster = admin.list_topics(name, timeout=timeout)
+            metadata = cluster.topics[name]
+            if metadata.error is not None and metadata.error.name() == "UNKNOWN_TOPIC_OR_PART":
+                raise KafkaException(metadata.error)
             entries = admin.describe_configs([resource])[resource].result(timeout=timeout)
         except KafkaException as exc:
             # A topic created a moment ago may not have reached every metadata cache yet.
             if exc.args[0].name() == "UNKNOWN_TOPIC_OR_PART" and time.monotonic() < deadline:
                 time.sleep(0.1)
                 continue
-            raise TopicError(f"cannot describe topic {spec.name!r}: {exc.args[0].str()}") from exc
-        # Another process may have just created it: its partitions appear a moment later.
+            raise TopicError(f"cannot describe topic {name!r}: {exc.args[0].str()}") from exc
+        # Another process (or we) may have just created it: its partitions appear a moment later.
         if metadata.partitions or time.monotonic() >= deadline:
             break
         time.sleep(0.1)
-    partitions = len(metadata.partitions)
-    retention = int(entries["retention.ms"].value)
+    replicas = [len(partition.replicas) for partition in metadata.partitions.values()]
+    return _Found(
+        partitions=len(metadata.partitions),
+        replication_factor=min(replicas, default=0),
+        brokers=len(cluster.brokers),
+        retention_ms=int(entries["retention.ms"].value),
+        min_insync_replicas=_int_config(entries, "min.insync.replicas"),
+        max_message_bytes=_int_config(entries, "max.message.bytes"),
+    )
+
+
+def _int_config(entries: dict[str, ConfigEntry], key: str) -> int | None:
+    entry = entries.get(key)
+    return int(entry.value) if entry is not None and entry.value is not None else None
+
+
+def _differences(spec: TopicSpec, found: _Found) -> tuple[str, ...]:
     differences: list[str] = []
-    if retention != spec.retention_ms:
+    if found.retention_ms != spec.retention_ms:
         differences.append(
-            f"retention.ms is {retention}, expected {spec.retention_ms}; "
-            f"change it with kafka-configs --alter --add-config retention.ms={spec.retention_ms}"
+            f"retention.ms is {found.retention_ms}, expected {spec.retention_ms}; change it"
+            f" with kafka-configs --alter --add-config retention.ms={spec.retention_ms}"
         )
-    if partitions != spec.partitions:
-        differences.append(f"it has {partitions} partitions, expected {spec.partitions}")
-    for difference in differences:
-        log.warning("topic differs from spec topic=%s: %s", spec.name, difference)
-    return TopicState(False, partitions, retention, tuple(differences))
+    if found.partitions != spec.partitions:
+        differences.append(f"it has {found.partitions} partitions, expected {spec.partitions}")
+    if found.replication_factor < spec.replication_factor:
+        differences.append(
+            f"its replication factor is {found.replication_factor}, expected"
+            f" {spec.replication_factor}; raise it with kafka-reassign-partitions"
+        )
+    wanted_isr = spec.min_insync_replicas
+    if wanted_isr is not None and found.min_insync_replicas != wanted_isr:
+        differences.append(
+            f"min.insync.replicas is {found.min_insync_replicas}, expected {wanted_isr}; change"
+            f" it with kafka-configs --alter --add-config min.insync.replicas={wanted_isr}"
+        )
+    wanted_size = spec.max_message_bytes
+    if wanted_size is not None and (found.max_message_bytes or 0) < wanted_size:
+        differences.append(
+            f"max.message.bytes is {found.max_message_bytes}, expected at least {wanted_size};"
+            " larger records would be refused; change it with kafka-configs --alter"
+            f" --add-config max.message.bytes={wanted_size}"
+        )
+    return tuple(differences)
