@@ -1,10 +1,13 @@
 """Kafka client settings shared by ingest and dispatchers, in one place.
 
-Values are librdkafka configuration properties; callers add their own overrides.
+Values are librdkafka configuration properties; callers add their own overrides. ``logger``
+(see ``eventlog.kafka_logs``) routes librdkafka's own log lines through Python logging instead
+of raw lines on stderr; they are then served from the client's ``poll()``/``consume()``.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Literal
 
 __all__ = ["admin_config", "consumer_config", "producer_config"]
@@ -12,7 +15,9 @@ __all__ = ["admin_config", "consumer_config", "producer_config"]
 ClientConfig = dict[str, Any]
 
 
-def producer_config(bootstrap_servers: str, **overrides: Any) -> ClientConfig:
+def producer_config(
+    bootstrap_servers: str, *, logger: logging.Logger | None = None, **overrides: Any
+) -> ClientConfig:
     """An idempotent producer that places keys exactly as Java clients do."""
     config: ClientConfig = {
         "bootstrap.servers": bootstrap_servers,
@@ -30,8 +35,7 @@ def producer_config(bootstrap_servers: str, **overrides: Any) -> ClientConfig:
         "delivery.timeout.ms": 30_000,
         "log_level": 3,
     }
-    config.update(overrides)
-    return config
+    return _finish(config, logger, overrides)
 
 
 def consumer_config(
@@ -39,6 +43,7 @@ def consumer_config(
     group_id: str,
     *,
     start_from: Literal["earliest", "latest"] = "earliest",
+    logger: logging.Logger | None = None,
     **overrides: Any,
 ) -> ClientConfig:
     """A consumer that commits only what the caller says is done, sized to share a process."""
@@ -66,12 +71,21 @@ def consumer_config(
         "fetch.queue.backoff.ms": 50,
         "log_level": 3,
     }
-    config.update(overrides)
-    return config
+    return _finish(config, logger, overrides)
 
 
-def admin_config(bootstrap_servers: str, **overrides: Any) -> ClientConfig:
+def admin_config(
+    bootstrap_servers: str, *, logger: logging.Logger | None = None, **overrides: Any
+) -> ClientConfig:
     """An admin client's settings."""
     config: ClientConfig = {"bootstrap.servers": bootstrap_servers, "log_level": 3}
+    return _finish(config, logger, overrides)
+
+
+def _finish(
+    config: ClientConfig, logger: logging.Logger | None, overrides: dict[str, Any]
+) -> ClientConfig:
+    if logger is not None:
+        config["logger"] = logger
     config.update(overrides)
     return config

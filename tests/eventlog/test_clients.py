@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 
@@ -9,7 +10,7 @@ import confluent_kafka
 import pytest
 from confluent_kafka import Consumer, Producer
 
-from eventlog.clients import consumer_config, producer_config
+from eventlog.clients import admin_config, consumer_config, producer_config
 from eventlog.record import Event, decode, encode
 
 # Kafka's own murmur2 test vectors (signed 32-bit results of Utils.murmur2).
@@ -90,3 +91,11 @@ def test_events_round_trip_through_the_broker_on_java_partitions(
     for user in {e.user_id for e in sent}:
         order = [e.id for _, e in received if e.user_id == user]
         assert order == [e.id for e in sent if e.user_id == user]
+
+
+def test_a_logger_is_passed_to_every_client_kind() -> None:
+    logger = logging.getLogger("librdkafka.test")
+    assert producer_config("h:1", logger=logger)["logger"] is logger
+    assert consumer_config("h:1", "g", logger=logger)["logger"] is logger
+    assert admin_config("h:1", logger=logger)["logger"] is logger
+    assert "logger" not in consumer_config("h:1", "g")
