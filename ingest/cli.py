@@ -18,10 +18,11 @@ from eventlog.exceptions import EventDeliveryError
 from eventlog.logs import configure_logging
 from eventlog.telemetry import configure_metrics, configure_tracing, shutdown_tracing
 from ingest.app import create_app
+from ingest.connections import fit_to_file_limit, protocol_factory
 from ingest.exceptions import SettingsError
 from ingest.settings import IngestSettings
 
-__all__ = ["app_from_environment", "main"]
+__all__ = ["app_from_environment", "main", "server_options"]
 
 log = logging.getLogger("ingest")
 
@@ -119,6 +120,36 @@ _DEFAULTS = IngestSettings()
     help="Seconds to deliver queued events at shutdown.",
 )
 @click.option(
+    "--max-header-bytes",
+    default=_DEFAULTS.max_header_bytes,
+    type=click.IntRange(1),
+    help="Most bytes of a request's line and headers (431 beyond).",
+)
+@click.option(
+    "--header-timeout",
+    default=_DEFAULTS.header_timeout,
+    type=click.FloatRange(0, min_open=True),
+    help="Seconds a connection may take to send a request's headers (408 beyond).",
+)
+@click.option(
+    "--body-timeout",
+    default=_DEFAULTS.body_timeout,
+    type=click.FloatRange(0, min_open=True),
+    help="Seconds a request may take to send its body after its headers (408 beyond).",
+)
+@click.option(
+    "--keep-alive-timeout",
+    default=_DEFAULTS.keep_alive_timeout,
+    type=click.FloatRange(0, min_open=True),
+    help="Seconds an idle kept-alive connection stays open.",
+)
+@click.option(
+    "--max-connections",
+    default=_DEFAULTS.max_connections,
+    type=click.IntRange(1),
+    help="Connections open at once per worker; past it the longest-idle one is closed.",
+)
+@click.option(
     "--log-level",
     default="INFO",
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
@@ -162,13 +193,22 @@ def main(
         port=port,
         workers=workers,
         loop="auto",
-        http="auto",
         log_config=None,
         log_level=log_level.lower(),
         access_log=access_log,
-        timeout_graceful_shutdown=settings.drain_seconds,
         lifespan="on",
+        **server_options(settings),
     )
+
+
+def server_options(settings: IngestSettings) -> dict[str, Any]:
+    """uvicorn settings that carry ingest's: its bounds on connections, and the drain."""
+    limits = fit_to_file_limit(settings.connection_limits)
+    return {
+        "http": protocol_factory(limits),
+        "timeout_keep_alive": limits.keep_alive_timeout,
+        "timeout_graceful_shutdown": settings.drain_seconds,
+    }
 
 
 def app_from_environment() -> Litestar:

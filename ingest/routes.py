@@ -64,8 +64,10 @@ def routes(ctx: RouteContext) -> list[HTTPRouteHandler]:
         """Store one event; answered once Kafka acknowledged it (all in-sync replicas)."""
         received_at_ms = time.time_ns() // 1_000_000
         check_content_type(request.content_type[0])
+        # The body is read before taking a slot: a slow client must not hold one of the
+        # slots that bound the work in progress (its connection's limits bound it instead).
+        body = await request.body()
         async with slots.hold():
-            body = await request.body()
             event_in = parse_event(body, max_user_id_length=settings.max_user_id_length)
             event = Event(
                 id=idempotency_key or str(uuid.uuid4()),
@@ -84,8 +86,8 @@ def routes(ctx: RouteContext) -> list[HTTPRouteHandler]:
         nothing is written. Then each event gets its own result; 503 if none was stored."""
         received_at_ms = time.time_ns() // 1_000_000
         check_content_type(request.content_type[0])
+        body = await request.body()  # before taking a slot, as for PUT /events
         async with slots.hold():
-            body = await request.body()
             items = parse_batch(
                 body,
                 max_user_id_length=settings.max_user_id_length,

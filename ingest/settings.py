@@ -8,6 +8,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from eventlog.topics import TopicSpec
+from ingest.connections import ConnectionLimits
 from ingest.exceptions import SettingsError
 
 __all__ = ["KAFKA_MESSAGE_LIMIT", "IngestSettings"]
@@ -58,6 +59,21 @@ class IngestSettings:
     """Seconds ``/readyz`` waits for the cluster to describe the topic."""
     shutdown_timeout: float = 10.0
     """Seconds the producer may take at shutdown to deliver what is still queued."""
+    max_header_bytes: int = 16 * 1024
+    """Most bytes of a request's line and headers together (431 beyond)."""
+    header_timeout: float = 10.0
+    """Seconds from a connection's opening (or a kept-alive request's first byte) until the
+    request's headers must be complete (408 beyond; a connection that sent nothing is closed)."""
+    body_timeout: float = 30.0
+    """Seconds from a request's headers until its body must be complete (408 beyond). The
+    body is read before the request takes one of the ``max_concurrent_requests`` slots."""
+    keep_alive_timeout: float = 5.0
+    """Seconds an idle kept-alive connection stays open."""
+    max_connections: int = 1000
+    """Connections open at once (per worker); past it a new connection closes the longest-idle
+    one, or, if none is idle, is served for health checks only. Lowered at start-up if the
+    file descriptor limit cannot hold it. Bounds memory with ``max_batch_bytes``: each
+    connection holds at most one body."""
 
     def __post_init__(self) -> None:
         problems = list(self._problems())
@@ -77,13 +93,12 @@ class IngestSettings:
             "max_batch_events",
             "max_user_id_length",
             "max_concurrent_requests",
+            "max_header_bytes",
+            "max_connections",
         ):
             if getattr(self, name) < 1:
                 yield f"{name} must be at least 1, got {getattr(self, name)}"
-        for name in ("backpressure_wait", "readiness_timeout", "shutdown_timeout"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value >= 0):
-                yield f"{name} must be a number of seconds >= 0, got {value}"
+        yield from self._duration_problems()
         if not (math.isfinite(self.ack_timeout) and self.ack_timeout >= 0.1):
             yield f"ack_timeout must be at least 0.1 s, got {self.ack_timeout}"
         if self.retry_after < 0:
@@ -104,6 +119,16 @@ class IngestSettings:
         if self.max_batch_bytes < self.max_event_bytes:
             yield "max_batch_bytes must be at least max_event_bytes (a batch of one event fits)"
 
+    def _duration_problems(self) -> Iterator[str]:
+        for name in ("backpressure_wait", "readiness_timeout", "shutdown_timeout"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                yield f"{name} must be a number of seconds >= 0, got {value}"
+        for name in ("header_timeout", "body_timeout", "keep_alive_timeout"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                yield f"{name} must be a number of seconds > 0, got {value}"
+
     @property
     def topic_spec(self) -> TopicSpec:
         """The topic ingest creates when it is missing (24 h retention)."""
@@ -120,6 +145,17 @@ class IngestSettings:
         if self.min_insync_replicas is not None:
             return self.min_insync_replicas
         return max(1, min(2, self.replication_factor - 1))
+
+    @property
+    def connection_limits(self) -> ConnectionLimits:
+        """What one HTTP connection may cost."""
+        return ConnectionLimits(
+            max_header_bytes=self.max_header_bytes,
+            header_timeout=self.header_timeout,
+            body_timeout=self.body_timeout,
+            keep_alive_timeout=self.keep_alive_timeout,
+            max_connections=self.max_connections,
+        )
 
     @property
     def drain_seconds(self) -> int:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
+import httpx
 import pytest
+import uvicorn
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -16,7 +19,10 @@ from eventlog.clients import consumer_config
 from eventlog.producer import AsyncProducer, Delivered
 from eventlog.record import Headers
 from ingest import IngestSettings, create_app
+from ingest.cli import server_options
+from ingest.publisher import EventProducer
 from tests.ingest.waiting import until_async
+from tests.kafka_fixtures import free_port
 from tests.support.topics import read_records
 
 TOPIC_PARTITIONS = 3
@@ -114,3 +120,38 @@ class GatedProducer:
 
     def close(self, timeout: float = 10.0) -> int:
         return self.inner.close(timeout)
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    settings: IngestSettings, producer: EventProducer | None = None, *, ready: bool = True
+) -> AsyncIterator[uvicorn.Server]:
+    """Ingest under a real uvicorn server in this process, with the server options the
+    ``ingest`` command uses; waits until it is ready (or, with ``ready=False``, alive)."""
+    config = uvicorn.Config(
+        create_app(settings, producer=producer),
+        host="127.0.0.1",
+        port=free_port(),
+        lifespan="on",
+        log_config=None,
+        **server_options(settings),
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    probe = "/readyz" if ready else "/healthz"
+
+    async def answers() -> bool:
+        with contextlib.suppress(httpx.TransportError):
+            async with httpx.AsyncClient() as client:
+                url = f"http://127.0.0.1:{config.port}{probe}"
+                return (await client.get(url, timeout=5)).status_code == 200
+        return False
+
+    try:
+        await until_async(answers, within=30, interval=0.05, what=f"ingest answers {probe}")
+        yield server
+    finally:
+        if isinstance(producer, GatedProducer):
+            producer.gate.set()
+        server.should_exit = True
+        await asyncio.wait_for(task, timeout=30)
