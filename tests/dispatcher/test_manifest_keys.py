@@ -307,3 +307,24 @@ def test_check_prints_warnings_and_still_exits_0(write: Write) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stderr.startswith(f"warning: {path}: destination 'bq': field 'breaker.max_")
     assert result.stdout == "ok: 1 manifest(s), 1 destination(s)\n"
+
+
+# --- the documentation's examples ----------------------------------------------------------
+
+DOCS = Path(__file__).parents[2] / "docs" / "manifest.md"
+
+
+def test_the_documented_examples_load_with_what_the_docs_say(tmp_path: Path) -> None:
+    blocks = DOCS.read_text(encoding="utf-8").split("```yaml\n")[1:]
+    assert len(blocks) >= 2
+    manifests = []
+    for number, block in enumerate(blocks):
+        path = tmp_path / f"example-{number}.yaml"
+        path.write_text(block.split("```", 1)[0], encoding="utf-8")
+        manifests.append(load(path, {"HOOK_TOKEN": SECRET}))
+    everything = manifests[-1]
+    assert retention_warnings(everything) == ()
+    bigquery, webhook = everything.destinations
+    assert bigquery.breaker == BreakerPolicy() and bigquery.parking == ParkingPolicy()
+    assert webhook.max_buffered_bytes == 64 * 1024 * 1024
+    assert 409 in webhook.options.status_rules().retryable  # type: ignore[attr-defined]
