@@ -328,8 +328,8 @@ def _check_aliases(root: yaml.Node) -> None:
                 raise yaml.composer.ComposerError(
                     None,
                     None,
-                    f"aliases expand this to more than {MAX_NODES} values; write it out, or use"
-                    " fewer aliases",
+                    f"this holds more than {MAX_NODES} values once aliases are expanded (an alias"
+                    " bomb?); a manifest needs far fewer",
                     node.start_mark,
                 )
             continue
@@ -870,10 +870,10 @@ def _check_names_across(manifests: Sequence[Manifest]) -> None:
             raise ManifestError(f"{manifest.path}: given twice{also}; give each manifest once")
         for spec in manifest.destinations:
             if (owner := owners.setdefault(spec.name, index)) != index:
-                raise ManifestError(
-                    f"{manifest.path}: destination {spec.name!r}: field 'name':"
-                    f" {manifests[owner].path} has a destination {spec.name!r} too; names must"
-                    " be unique across all manifests of one process (each names a consumer group)"
+                raise _Where(manifest.path, f"destination {spec.name!r}").error(
+                    "name",
+                    f"{manifests[owner].path} has a destination {spec.name!r} too; names must"
+                    " be unique across all manifests of one process (each names a consumer group)",
                 )
 
 
