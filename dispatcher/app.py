@@ -1,8 +1,10 @@
 """A dispatcher process: every destination of its manifests, each as one asyncio task.
 
-Start-up waits for Kafka and makes sure the events and dead-letter topics exist; shutdown goes
-in order: stop fetching, drain in-flight deliveries (bounded), commit, close every consumer,
-flush the dead-letter producer, and log one summary line.
+Start-up waits for Kafka and makes sure the topics exist (events, dead letters, one park topic
+per destination, the breaker-state topic); shutdown goes in order: stop fetching, drain
+in-flight deliveries (bounded), commit, close every consumer, flush the producer, and log one
+summary line. A destination that Kafka refuses to take dead letters or park records from
+stops alone, loudly; the others go on.
 """
 
 from __future__ import annotations
@@ -12,21 +14,29 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, NewTopic
 
+from dispatcher.breaker_state import state_topic
 from dispatcher.deadletter import DeadLetterWriter
 from dispatcher.destinations import TYPES
 from dispatcher.manifest import Manifest
 from dispatcher.metrics import DeliveryMetrics
+from dispatcher.park_records import park_topic
+from dispatcher.park_store import ParkWriter
 from dispatcher.worker import DestinationWorker, WorkerStats
 from eventlog.clients import admin_config, producer_config
 from eventlog.exceptions import TopicError
 from eventlog.producer import AsyncProducer
-from eventlog.topics import TopicSpec, ensure_topic
+from eventlog.topics import TopicSpec, TopicState, ensure_topic
 
 __all__ = ["DispatcherSettings", "run_dispatcher"]
 
 log = logging.getLogger(__name__)
+
+RECORD_HEADROOM = 64 * 1024
+"""Bytes a dead letter or park record may add to the event it carries (its own headers)."""
+DEFAULT_MAX_MESSAGE_BYTES = 1_048_588
+"""Kafka's default ``max.message.bytes`` (what ingest's events topic keeps)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +44,8 @@ class DispatcherSettings:
     """Process-wide settings (the manifests say what to deliver where)."""
 
     partitions: int = 12
-    """Partitions of the events and dead-letter topics when this process creates them."""
+    """Partitions of the events topic when this process creates it (the dead-letter and park
+    topics get as many as the events topic has)."""
     commit_interval: float = 1.0
     """Seconds between periodic commits of finished offsets."""
     drain_timeout: float = 10.0
@@ -49,7 +60,8 @@ async def run_dispatcher(
 ) -> dict[str, WorkerStats]:
     """Run every destination of ``manifests`` until ``stop`` is set; return their stats."""
     settings = settings or DispatcherSettings()
-    if not await _topics_ready(manifests, settings, stop):
+    events = await _topics_ready(manifests, settings, stop)
+    if events is None:
         return {}
     producers: dict[str, AsyncProducer] = {}
     workers: list[DestinationWorker] = []
@@ -68,7 +80,10 @@ async def run_dispatcher(
                     spec=spec,
                     destination=TYPES[spec.type].create(spec.name, spec.options, spec.concurrency),
                     dead_letters=dead_letters,
+                    park=ParkWriter(producer, park_topic(manifest.topic, spec.name)),
                     bootstrap_servers=manifest.bootstrap_servers,
+                    retention_ms=events[manifest.path].retention_ms,
+                    producer=producer,
                     commit_interval=settings.commit_interval,
                     drain_timeout=settings.drain_timeout,
                     metrics=metrics,
@@ -88,7 +103,7 @@ async def run_dispatcher(
         for producer in producers.values():
             unsent = await asyncio.to_thread(producer.close, settings.drain_timeout)
             if unsent:
-                log.error("dead-letter producer closed with %d unacknowledged records", unsent)
+                log.error("producer closed with %d unacknowledged records", unsent)
     crashed = []
     for worker, result in zip(workers, results, strict=True):
         if isinstance(result, BaseException):
@@ -96,10 +111,11 @@ async def run_dispatcher(
             crashed.append(worker.name)
     stats = {worker.name: worker.stats for worker in workers}
     log.info(
-        "dispatcher stopped destinations=%d delivered=%d dead_lettered=%d attempts=%d",
+        "dispatcher stopped destinations=%d delivered=%d dead_lettered=%d parked=%d attempts=%d",
         len(stats),
         sum(s.delivered for s in stats.values()),
         sum(s.dead_lettered for s in stats.values()),
+        sum(s.parked for s in stats.values()),
         sum(s.attempts for s in stats.values()),
     )
     if crashed:
@@ -117,26 +133,77 @@ def _stop_on_crash(task: asyncio.Task[WorkerStats], stop: asyncio.Event) -> None
 
 async def _topics_ready(
     manifests: Sequence[Manifest], settings: DispatcherSettings, stop: asyncio.Event
-) -> bool:
-    """Ensure every topic exists, waiting for Kafka as long as it takes (or until ``stop``)."""
+) -> dict[object, TopicState] | None:
+    """Ensure every topic exists, waiting for Kafka as long as it takes (or until ``stop``:
+    then ``None``). Returns the events topic's state per manifest path."""
+    events: dict[object, TopicState] = {}
     for manifest in manifests:
         admin = AdminClient(admin_config(manifest.bootstrap_servers))
-        for topic in (manifest.topic, manifest.dead_letter_topic):
-            spec = TopicSpec(name=topic, partitions=settings.partitions)
-            while True:
-                try:
-                    await asyncio.to_thread(ensure_topic, admin, spec, timeout=10.0)
-                    break
-                except TopicError as exc:
-                    log.warning(
-                        "waiting for kafka bootstrap=%s topic=%s error=%s",
-                        manifest.bootstrap_servers,
-                        topic,
-                        exc,
-                    )
-                try:
-                    await asyncio.wait_for(stop.wait(), timeout=settings.kafka_wait_interval)
-                except TimeoutError:
-                    continue
-                return False
-    return True
+        copies = manifest.replication_factor
+        min_isr = manifest.min_insync_replicas
+        spec = TopicSpec(
+            name=manifest.topic, partitions=settings.partitions, replication_factor=copies,
+            min_insync_replicas=min_isr,
+        )  # fmt: skip
+        state = await _ensure(admin, spec, manifest, settings, stop)
+        if state is None:
+            return None
+        events[manifest.path] = state
+        # Room for the largest event the events topic takes by default, plus our headers.
+        limit = DEFAULT_MAX_MESSAGE_BYTES + RECORD_HEADROOM
+        carriers = [
+            TopicSpec(
+                name=manifest.dead_letter_topic, partitions=state.partitions,
+                max_message_bytes=limit, replication_factor=copies, min_insync_replicas=min_isr,
+            ),
+            *(
+                TopicSpec(
+                    name=park_topic(manifest.topic, spec.name), partitions=state.partitions,
+                    retention_ms=int(spec.parking.retention * 1000), max_message_bytes=limit,
+                    replication_factor=copies, min_insync_replicas=min_isr,
+                )
+                for spec in manifest.destinations
+            ),
+        ]  # fmt: skip
+        for carrier in carriers:
+            if await _ensure(admin, carrier, manifest, settings, stop) is None:
+                return None
+        await asyncio.to_thread(_ensure_state_topic, admin, manifest)
+    return events
+
+
+async def _ensure(
+    admin: AdminClient,
+    spec: TopicSpec,
+    manifest: Manifest,
+    settings: DispatcherSettings,
+    stop: asyncio.Event,
+) -> TopicState | None:
+    while True:
+        try:
+            return await asyncio.to_thread(ensure_topic, admin, spec, timeout=10.0)
+        except TopicError as exc:
+            log.warning(
+                "waiting for kafka bootstrap=%s topic=%s error=%s",
+                manifest.bootstrap_servers, spec.name, exc,
+            )  # fmt: skip
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=settings.kafka_wait_interval)
+        except TimeoutError:
+            continue
+        return None
+
+
+def _ensure_state_topic(admin: AdminClient, manifest: Manifest) -> None:
+    """The small compacted topic of breaker states (best effort: status only reads it)."""
+    topic = NewTopic(
+        state_topic(manifest.topic),
+        num_partitions=1,
+        replication_factor=manifest.replication_factor,
+        config={"cleanup.policy": "compact"},
+    )
+    try:
+        admin.create_topics([topic], operation_timeout=10)[topic.topic].result(timeout=10)
+    except Exception as exc:  # already there, or not important enough to stop
+        if "TOPIC_ALREADY_EXISTS" not in str(exc):
+            log.warning("breaker-state topic not created topic=%s error=%s", topic.topic, exc)

@@ -1,4 +1,8 @@
-"""The dead-letter topic: where an event goes for a destination that could not take it.
+"""The dead-letter topic: where an event goes that its destination refused for good.
+
+Dead letters are permanent failures (a 400/422 the receiver means for this one event, or a
+record this version cannot read): retrying cannot help, so the user's later events go on.
+Transient trouble never ends here; it parks the user (``dispatcher/parking.py``).
 
 The record keeps the original key, value and headers, and adds headers saying which destination
 gave up, why, after how many attempts, and where the event was on the events topic:
@@ -12,12 +16,12 @@ Only once the broker acknowledged it (``acks=all``) may the original offset be c
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from dataclasses import dataclass
 
-from eventlog.producer import AsyncProducer, Delivered, ProduceError
+from dispatcher.durable import write_durably
+from eventlog.producer import AsyncProducer, Delivered
 from eventlog.record import Headers
 
 __all__ = ["DeadLetter", "DeadLetterWriter"]
@@ -53,11 +57,12 @@ class DeadLetter:
             (f"{PREFIX}offset", str(self.offset).encode()),
             (f"{PREFIX}at-ms", str(now_ms).encode()),
         ]
-        return [*self.headers, *own]
+        kept = [h for h in self.headers if not h[0].startswith(PREFIX)]
+        return [*kept, *own]
 
 
 class DeadLetterWriter:
-    """Writes dead letters, retrying until the broker acknowledges or the caller cancels."""
+    """Writes dead letters until the broker acknowledges (``StoreRefused`` if it never will)."""
 
     def __init__(self, producer: AsyncProducer, topic: str, *, retry_interval: float = 1.0) -> None:
         self._producer = producer
@@ -65,35 +70,20 @@ class DeadLetterWriter:
         self._retry_interval = retry_interval
 
     async def write(self, letter: DeadLetter) -> Delivered:
-        """Store ``letter``; keeps trying (the offset stays uncommitted meanwhile)."""
-        while True:
-            try:
-                delivered = await self._producer.produce(
-                    self.topic,
-                    key=letter.key or b"",
-                    value=letter.value or b"",
-                    headers=letter.record_headers(int(time.time() * 1000)),
-                )
-            except ProduceError as exc:
-                log.error(
-                    "dead-letter write failed destination=%s partition=%d offset=%d error=%r; "
-                    "offset stays uncommitted, retrying in %.1fs",
-                    letter.destination,
-                    letter.partition,
-                    letter.offset,
-                    str(exc),
-                    self._retry_interval,
-                )
-                await asyncio.sleep(self._retry_interval)
-                continue
-            log.warning(
-                "dead-lettered destination=%s partition=%d offset=%d attempts=%d "
-                "dead_letter_topic=%s dead_letter_offset=%d",
-                letter.destination,
-                letter.partition,
-                letter.offset,
-                letter.attempts,
-                delivered.topic,
-                delivered.offset,
-            )
-            return delivered
+        """Store ``letter``; the offset stays uncommitted until this returns."""
+        delivered = await write_durably(
+            self._producer,
+            self.topic,
+            key=letter.key or b"",
+            value=letter.value or b"",
+            headers=letter.record_headers(int(time.time() * 1000)),
+            what=f"the dead letter of {letter.destination} {letter.partition}:{letter.offset}",
+            retry_interval=self._retry_interval,
+        )
+        log.warning(
+            "dead-lettered destination=%s partition=%d offset=%d attempts=%d "
+            "dead_letter_topic=%s dead_letter_offset=%d error=%r",
+            letter.destination, letter.partition, letter.offset, letter.attempts,
+            delivered.topic, delivered.offset, letter.error[:200],
+        )  # fmt: skip
+        return delivered

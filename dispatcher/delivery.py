@@ -1,17 +1,26 @@
-"""Delivering one event to one destination: attempts bounded by a timeout, retried by tenacity.
+"""Delivering one event to one destination: attempts behind the breaker, retried by tenacity.
 
-The result says whether the destination has the event or, if not, why and after how many
-attempts, so the caller can dead-letter it. Every attempt is logged for operators, counted in
-the metrics and, when tracing, traced as a child span of the current (per-event) span carrying
-the attempt number, outcome, error and the backoff before the next attempt.
+Before each attempt the event passes the destination's gate (``dispatcher/gate.py``): while
+the breaker is open it waits there, keeping its place and its remaining attempts. What an
+attempt's failure means depends on whose fault it is (``dispatcher/exceptions.py``):
 
-Most deliveries succeed at once, so the first attempt runs without the retry machinery;
-tenacity takes over only once an attempt has failed.
+* a throttle (429/503 with ``Retry-After``) pauses the whole destination and costs nothing;
+* a destination-level error (401/403/404/410, misconfiguration) opens the breaker, costs
+  nothing;
+* a retryable failure counts against the event's ``1 + max_retries`` attempts, unless the
+  breaker is (or just became) open, in which case it waits in place instead;
+* a permanent refusal of this one event ends it at once (dead letter).
+
+So an event only exhausts its attempts while the destination is otherwise healthy: that is
+what parks its user. Every attempt is counted in the metrics and, when tracing, traced as a
+child span of the current (per-event) span. Most deliveries succeed at once, so the first
+attempt runs without the retry machinery; tenacity takes over after a failure.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 from dataclasses import dataclass
 
@@ -23,87 +32,97 @@ from dispatcher.destinations import Destination
 from dispatcher.exceptions import (
     AttemptTimeout,
     DeliveryError,
+    DestinationError,
     PermanentDeliveryError,
     RetryableDeliveryError,
+    ThrottledError,
 )
+from dispatcher.gate import DestinationGate, Pass
 from dispatcher.metrics import DeliveryMetrics
-from dispatcher.retry import RetryPolicy, next_backoff, tenacity_stop, tenacity_wait
+from dispatcher.retry import RetryPolicy, next_backoff
 from eventlog import semconv
 from eventlog.record import Event
 
-__all__ = ["Outcome", "deliver"]
+__all__ = ["Outcome", "Result", "deliver"]
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("dispatcher.delivery")
+
+
+class Result(enum.Enum):
+    DELIVERED = "delivered"
+    REFUSED = "refused"
+    """Permanently refused by the receiver: dead-letter it."""
+    EXHAUSTED = "exhausted"
+    """Every attempt failed while the destination was otherwise up: park the user."""
+    EVACUATE = "evacuate"
+    """Still waiting for the destination when retention came close: park it."""
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """How the delivery of one event to one destination ended."""
 
-    delivered: bool
+    result: Result
     attempts: int
+    """Attempts made (counted or not)."""
     error: str | None = None
     """The last attempt's error when not delivered."""
-    permanent: bool = False
-    """The destination refused the event in a way retrying cannot fix."""
+
+    @property
+    def delivered(self) -> bool:
+        return self.result is Result.DELIVERED
+
+
+class _Uncounted(RetryableDeliveryError):
+    """An attempt that costs the event nothing: the destination is down or throttling."""
+
+
+class _Evacuate(Exception):
+    """The event waited for a down destination until retention came close."""
 
 
 async def deliver(
     destination: Destination,
     event: Event,
     *,
+    gate: DestinationGate,
     name: str,
     attempt_timeout: float,
     policy: RetryPolicy,
+    deadline: float | None = None,
     metrics: DeliveryMetrics | None = None,
     traced: bool = False,
 ) -> Outcome:
-    """Try ``destination.send(event)`` until it succeeds, fails permanently or attempts run out.
+    """Try ``destination.send(event)`` until it is delivered, refused or exhausted.
 
-    Cancellation (shutdown, revoked partition) propagates: the event then counts as unfinished.
+    ``deadline`` (wall-clock seconds): past it, an event waiting for a down destination stops
+    waiting (``Result.EVACUATE``). Cancellation (shutdown, revoked partition) propagates: the
+    event then counts as unfinished.
     """
     attempts = _Attempts(
         destination=destination, event=event, name=name, timeout=attempt_timeout,
-        metrics=metrics, traced=traced,
+        gate=gate, deadline=deadline, metrics=metrics, traced=traced,
     )  # fmt: skip
     try:
-        await attempts.run(1)
+        try:
+            await attempts.run()
+        except RetryableDeliveryError as exc:
+            if attempts.exhausted(policy):
+                raise
+            await asyncio.sleep(attempts.backoff(policy, exc))
+            await attempts.retry(policy)
+    except _Evacuate:
+        return attempts.outcome(Result.EVACUATE)
     except PermanentDeliveryError as exc:
-        return attempts.gave_up(exc, 1)
-    except RetryableDeliveryError as exc:
-        if policy.max_attempts == 1:
-            return attempts.gave_up(exc, 1)
-        backoff = next_backoff(attempt=1, policy=policy, retry_after=exc.retry_after)
-        attempts.retrying(1, policy.max_attempts, exc, backoff)
-        await asyncio.sleep(backoff)
-    else:
-        return attempts.delivered(1)
-
-    def before_sleep(state: tenacity.RetryCallState) -> None:
-        error = state.outcome.exception() if state.outcome is not None else None
-        backoff = state.next_action.sleep if state.next_action is not None else 0.0
-        attempts.retrying(1 + state.attempt_number, policy.max_attempts, error, backoff)
-
-    number = 1
-    try:
-        async for try_ in tenacity.AsyncRetrying(
-            stop=tenacity_stop(policy, attempts_before=1),
-            wait=tenacity_wait(policy, attempts_before=1),
-            retry=tenacity.retry_if_exception_type(RetryableDeliveryError),
-            before_sleep=before_sleep,
-            reraise=True,
-        ):
-            with try_:
-                number = 1 + try_.retry_state.attempt_number
-                await attempts.run(number)
+        return attempts.gave_up(Result.REFUSED, exc)
     except DeliveryError as exc:
-        return attempts.gave_up(exc, number)
-    return attempts.delivered(number)
+        return attempts.gave_up(Result.EXHAUSTED, exc)
+    return attempts.outcome(Result.DELIVERED)
 
 
 class _Attempts:
-    """One event's attempts at one destination: running, logging, counting, tracing them."""
+    """One event's attempts at one destination: gating, running, logging, counting, tracing."""
 
     def __init__(
         self,
@@ -112,6 +131,8 @@ class _Attempts:
         event: Event,
         name: str,
         timeout: float,
+        gate: DestinationGate,
+        deadline: float | None,
         metrics: DeliveryMetrics | None,
         traced: bool,
     ) -> None:
@@ -119,13 +140,86 @@ class _Attempts:
         self._event = event
         self._name = name
         self._timeout = timeout
+        self._gate = gate
+        self._deadline = deadline
         self._metrics = metrics
         self._traced = traced
-        self._span: Span | None = None  # the last failed attempt's, until its backoff is known
+        self.made = 0
+        self.counted = 0
+        self.last_uncounted = False
 
-    async def run(self, number: int) -> None:
+    def exhausted(self, policy: RetryPolicy) -> bool:
+        return self.counted >= policy.max_attempts and not self.last_uncounted
+
+    async def retry(self, policy: RetryPolicy) -> None:
+        """Attempts after the first failed one, until delivered or ``exhausted``."""
+
+        def wait(state: tenacity.RetryCallState) -> float:
+            error = state.outcome.exception() if state.outcome is not None else None
+            return self.backoff(policy, error)
+
+        async for try_ in tenacity.AsyncRetrying(
+            stop=lambda _state: self.exhausted(policy),
+            wait=wait,
+            retry=tenacity.retry_if_exception_type(RetryableDeliveryError),
+            reraise=True,
+        ):
+            with try_:
+                await self.run()
+
+    def backoff(self, policy: RetryPolicy, error: BaseException | None) -> float:
+        if isinstance(error, _Uncounted):
+            return 0.0  # the gate does the waiting
+        retry_after = error.retry_after if isinstance(error, RetryableDeliveryError) else None
+        wait = next_backoff(attempt=max(1, self.counted), policy=policy, retry_after=retry_after)
+        log.info(
+            "attempt failed destination=%s user=%s event=%s attempt=%d/%d error=%r "
+            "next_backoff=%.3fs",
+            self._name, self._event.user_id, self._event.id, self.counted,
+            policy.max_attempts, str(error), wait,
+        )  # fmt: skip
+        if self._metrics is not None:
+            self._metrics.retried(self._name)
+        return wait
+
+    async def run(self) -> None:
+        """One attempt, once the gate lets it through; raises what the attempt says."""
+        admitted = await self._gate.admit(deadline=self._deadline)
+        if admitted is Pass.EVACUATE:
+            raise _Evacuate
+        probe = admitted is Pass.PROBE
+        self.made += 1
+        try:
+            await self._traced_attempt(self.made)
+        except asyncio.CancelledError:
+            if probe:
+                self._gate.probe_abandoned()
+            raise
+        except ThrottledError as exc:
+            self._gate.throttle(exc.retry_after, f"throttled: {exc}")
+            raise self._uncounted(exc) from exc
+        except DestinationError as exc:
+            self._gate.trip(f"{type(exc).__name__}: {exc}")
+            raise self._uncounted(exc) from exc
+        except PermanentDeliveryError:
+            self._gate.record(ok=True, probe=probe)  # it answered: the destination is up
+            raise
+        except RetryableDeliveryError as exc:
+            self._gate.record(ok=False, probe=probe)
+            if probe or not self._gate.closed:
+                raise self._uncounted(exc) from exc  # down for everyone: wait in place
+            self.counted += 1
+            self.last_uncounted = False
+            raise
+        self._gate.record(ok=True, probe=probe)
+
+    def _uncounted(self, exc: DeliveryError) -> _Uncounted:
+        self.last_uncounted = True
+        return _Uncounted(str(exc))
+
+    async def _traced_attempt(self, number: int) -> None:
         if not self._traced:
-            await self._attempt(number)
+            await self._attempt()
             return
         span = tracer.start_span(
             f"deliver {self._name}",
@@ -137,22 +231,19 @@ class _Attempts:
         )
         try:
             with trace.use_span(span, end_on_exit=False, record_exception=False):
-                await self._attempt(number)
+                await self._attempt()
         except DeliveryError as exc:
-            span.set_attribute(semconv.DELIVERY_OUTCOME, _outcome(exc))
-            span.set_attribute(semconv.DELIVERY_ERROR, str(exc))
-            span.set_attribute(semconv.ERROR_TYPE, type(exc).__name__)
-            span.set_status(Status(StatusCode.ERROR, str(exc)))
-            self._span = span  # ended by retrying() or gave_up()
+            _failed(span, exc)
             raise
         except asyncio.CancelledError:
             span.set_attribute(semconv.DELIVERY_OUTCOME, "cancelled")
-            span.end()
             raise
-        span.set_attribute(semconv.DELIVERY_OUTCOME, "delivered")
-        span.end()
+        else:
+            span.set_attribute(semconv.DELIVERY_OUTCOME, "delivered")
+        finally:
+            span.end()
 
-    async def _attempt(self, number: int) -> None:
+    async def _attempt(self) -> None:
         try:
             async with asyncio.timeout(self._timeout):
                 await self._destination.send(self._event)
@@ -163,7 +254,7 @@ class _Attempts:
             error = exc
         except Exception as exc:
             # A destination's bug must not lose the event: count it as a failed attempt.
-            log.exception("destination raised unexpectedly event=%s", self._event.id)
+            _log_bug_once(self._name, exc)
             error = RetryableDeliveryError(f"{type(exc).__name__}: {exc}")
             error.__cause__ = exc
         else:
@@ -174,37 +265,40 @@ class _Attempts:
             self._metrics.attempted(self._name, _outcome(error))
         raise error
 
-    def retrying(self, number: int, of: int, error: BaseException | None, backoff: float) -> None:
-        event = self._event
-        log.info(
-            "attempt failed destination=%s user=%s event=%s attempt=%d/%d error=%r "
-            "next_backoff=%.3fs",
-            self._name, event.user_id, event.id, number, of, str(error), backoff,
-        )  # fmt: skip
-        if self._span is not None:
-            self._span.set_attribute(semconv.DELIVERY_NEXT_BACKOFF, backoff)
-            self._span.end()
-            self._span = None
-        if self._metrics is not None:
-            self._metrics.retried(self._name)
+    def outcome(self, result: Result) -> Outcome:
+        if result is Result.DELIVERED:
+            log.debug(
+                "delivered destination=%s user=%s event=%s attempt=%d",
+                self._name, self._event.user_id, self._event.id, self.made,
+            )  # fmt: skip
+        return Outcome(result, self.made)
 
-    def delivered(self, attempts: int) -> Outcome:
-        log.info(
-            "delivered destination=%s user=%s event=%s attempt=%d",
-            self._name, self._event.user_id, self._event.id, attempts,
-        )  # fmt: skip
-        return Outcome(delivered=True, attempts=attempts)
-
-    def gave_up(self, error: DeliveryError, attempts: int) -> Outcome:
-        if self._span is not None:
-            self._span.end()  # the last failed attempt: no backoff follows it
-            self._span = None
-        permanent = isinstance(error, PermanentDeliveryError)
+    def gave_up(self, result: Result, error: DeliveryError) -> Outcome:
         log.warning(
-            "delivery failed destination=%s user=%s event=%s attempts=%d permanent=%s error=%r",
-            self._name, self._event.user_id, self._event.id, attempts, permanent, str(error),
+            "delivery failed destination=%s user=%s event=%s attempts=%d result=%s error=%r",
+            self._name, self._event.user_id, self._event.id, self.made, result.value,
+            str(error),
         )  # fmt: skip
-        return Outcome(delivered=False, attempts=attempts, error=str(error), permanent=permanent)
+        return Outcome(result, self.made, str(error))
+
+
+_BUGS_LOGGED: set[tuple[str, type[BaseException]]] = set()
+
+
+def _log_bug_once(name: str, exc: Exception) -> None:
+    """A traceback the first time a destination raises something it did not mean to; the
+    attempt lines say the rest."""
+    if (name, type(exc)) in _BUGS_LOGGED:
+        return
+    _BUGS_LOGGED.add((name, type(exc)))
+    log.error("destination raised unexpectedly destination=%s", name, exc_info=exc)
+
+
+def _failed(span: Span, exc: DeliveryError) -> None:
+    span.set_attribute(semconv.DELIVERY_OUTCOME, _outcome(exc))
+    span.set_attribute(semconv.DELIVERY_ERROR, str(exc))
+    span.set_attribute(semconv.ERROR_TYPE, type(exc).__name__)
+    span.set_status(Status(StatusCode.ERROR, str(exc)))
 
 
 def _outcome(error: DeliveryError) -> str:
@@ -212,4 +306,8 @@ def _outcome(error: DeliveryError) -> str:
         return "permanent_error"
     if isinstance(error, AttemptTimeout):
         return "timeout"
+    if isinstance(error, ThrottledError):
+        return "throttled"
+    if isinstance(error, DestinationError):
+        return "destination_error"
     return "retryable_error"

@@ -58,6 +58,47 @@ class DeliveryMetrics:
             description="From ingest's receive time to the destination's acceptance.",
         )  # fmt: skip
         self._latency_labels: dict[str, dict[str, str]] = {}
+        self._transitions: Counter[tuple[str, str]] = Counter()
+        self._lost: Counter[str] = Counter()
+        self._stopped: Counter[str] = Counter()
+        self._gauges: dict[str, dict[str, Callable[[], float]]] = {
+            "breaker_state": {}, "parked_users": {}, "parked_events": {},
+            "oldest_unfinished_age": {}, "retention_used": {},
+        }  # fmt: skip
+        meter.create_observable_counter(
+            "breaker_transitions", unit="{transition}",
+            callbacks=[lambda _: _observe(self._transitions, "state")],
+            description="Circuit-breaker state changes by destination and new state.",
+        )  # fmt: skip
+        meter.create_observable_counter(
+            "events_lost_to_retention", unit="{event}",
+            callbacks=[lambda _: [
+                Observation(n, {"destination": d}) for d, n in list(self._lost.items())
+            ]],
+            description="Events deleted by retention before this destination's group read them.",
+        )  # fmt: skip
+        meter.create_observable_counter(
+            "destination_stopped", unit="{stop}",
+            callbacks=[lambda _: [
+                Observation(n, {"destination": d}) for d, n in list(self._stopped.items())
+            ]],
+            description="Destinations stopped because Kafka refused a dead letter or park record.",
+        )  # fmt: skip
+        descriptions = {
+            "breaker_state": (
+                "{state}",
+                "Breaker state by destination: 0 closed, 1 half-open, 2 open.",
+            ),
+            "parked_users": ("{user}", "Users parked at a destination (partitions owned here)."),
+            "parked_events": ("{event}", "Events held in a destination's park for replay."),
+            "oldest_unfinished_age": ("s", "Age of the oldest unfinished event fetched."),
+            "retention_used": ("1", "Oldest unfinished age as a share of the topic's retention."),
+        }
+        for gauge, (unit, text) in descriptions.items():
+            meter.create_observable_gauge(
+                gauge, unit=unit, description=text,
+                callbacks=[self._gauge_callback(gauge)],
+            )  # fmt: skip
 
     def attempted(self, destination: str, outcome: str) -> None:
         self._attempts[destination, outcome] += 1
@@ -70,6 +111,28 @@ class DeliveryMetrics:
         if latency is not None:
             labels = self._latency_labels.setdefault(destination, {"destination": destination})
             self._latency.record(latency, labels)
+
+    def transition(self, destination: str, state: str) -> None:
+        self._transitions[destination, state] += 1
+
+    def lost_to_retention(self, destination: str, events: int) -> None:
+        self._lost[destination] += events
+
+    def stopped(self, destination: str) -> None:
+        self._stopped[destination] += 1
+
+    def watch(self, gauge: str, destination: str, read: Callable[[], float]) -> None:
+        """Report ``read()`` as ``gauge`` of ``destination``, read at scrape time."""
+        self._gauges[gauge][destination] = read
+
+    def _gauge_callback(self, gauge: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
+        def observe(_options: CallbackOptions) -> Iterable[Observation]:
+            return [
+                Observation(read(), {"destination": destination})
+                for destination, read in list(self._gauges[gauge].items())
+            ]
+
+        return observe
 
     def watch_in_flight(self, destination: str, read: Callable[[], int]) -> None:
         """Report ``read()`` as ``destination``'s events in flight, read at scrape time."""

@@ -1,4 +1,4 @@
-"""The retry policy of a destination, as pure arithmetic plus the tenacity pieces built from it.
+"""The retry policy of a destination, as pure arithmetic (``delivery.py`` runs it with tenacity).
 
 Attempt 1 is the first try; with ``max_retries = 3`` an event gets at most 4 attempts. After
 failed attempt ``n`` the wait is ``initial_backoff * multiplier ** (n - 1)``, capped at
@@ -14,12 +14,10 @@ import random
 from collections.abc import Callable
 
 import msgspec
-import tenacity
 
 from dispatcher.durations import Duration
-from dispatcher.exceptions import RetryableDeliveryError
 
-__all__ = ["MAX_RETRY_AFTER", "RetryPolicy", "next_backoff", "tenacity_stop", "tenacity_wait"]
+__all__ = ["MAX_RETRY_AFTER", "RetryPolicy", "next_backoff"]
 
 MAX_RETRY_AFTER = 300.0
 """Longest ``Retry-After`` honoured, so one destination's wish cannot park an event for hours."""
@@ -60,32 +58,13 @@ def next_backoff(
     uniform: Callable[[], float] = random.random,
 ) -> float:
     """Seconds to wait after failed attempt number ``attempt`` (1-based) before the next one."""
-    wait = min(policy.max_backoff, policy.initial_backoff * policy.multiplier ** (attempt - 1))
+    try:
+        grown = policy.initial_backoff * policy.multiplier ** (attempt - 1)
+    except OverflowError:  # thousands of retries: the cap has long been reached
+        grown = math.inf
+    wait = min(float(policy.max_backoff), grown)
     if policy.jitter:
         wait -= wait * 0.5 * uniform()
     if retry_after is not None:
         wait = max(wait, min(retry_after, MAX_RETRY_AFTER))
     return wait
-
-
-def tenacity_wait(
-    policy: RetryPolicy, *, attempts_before: int = 0
-) -> Callable[[tenacity.RetryCallState], float]:
-    """A tenacity ``wait`` that applies ``next_backoff`` and honours ``retry_after``.
-
-    ``attempts_before``: attempts made before tenacity took over (its attempt 1 is really
-    attempt ``attempts_before + 1``).
-    """
-
-    def wait(state: tenacity.RetryCallState) -> float:
-        error = state.outcome.exception() if state.outcome is not None else None
-        retry_after = error.retry_after if isinstance(error, RetryableDeliveryError) else None
-        attempt = attempts_before + state.attempt_number
-        return next_backoff(attempt=attempt, policy=policy, retry_after=retry_after)
-
-    return wait
-
-
-def tenacity_stop(policy: RetryPolicy, *, attempts_before: int = 0) -> tenacity.stop.stop_base:
-    """A tenacity ``stop`` once ``policy.max_attempts`` attempts were made in all."""
-    return tenacity.stop_after_attempt(policy.max_attempts - attempts_before)

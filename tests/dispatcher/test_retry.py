@@ -72,3 +72,10 @@ def test_durations(text: object, seconds: float) -> None:
 def test_bad_durations_say_what_is_accepted(bad: object) -> None:
     with pytest.raises(ValueError, match="duration"):
         parse_duration(bad)
+
+
+def test_thousands_of_retries_stay_at_the_cap_instead_of_overflowing() -> None:
+    # 2.0 ** 1999 is beyond any float: the old arithmetic raised OverflowError, and the
+    # exception froze the event's partition.
+    policy = RetryPolicy(max_retries=2000, jitter=False)
+    assert next_backoff(attempt=2000, policy=policy) == policy.max_backoff

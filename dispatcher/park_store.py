@@ -1,0 +1,183 @@
+"""The park topic as the worker and the operator commands reach it (Kafka I/O only).
+
+``ParkWriter`` stores parked events and markers on the partition their events came from.
+``ParkReader`` is a consumer *without* group membership (``assign``, never ``subscribe``) that
+reads the park partitions a worker owns: first from the checkpoint to the end (recovery), then
+on (replay requests from ``dispatcher replay``). ``read_park`` reads partitions to their end
+in one go, for the commands.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+
+from dispatcher import park_records
+from dispatcher.durable import write_durably
+from dispatcher.jobs import Job
+from dispatcher.park_records import ParkRead
+from eventlog.clients import consumer_config
+from eventlog.producer import AsyncProducer
+
+__all__ = ["ParkReader", "ParkWriter", "ReadRecord", "read_park"]
+
+
+class ParkWriter:
+    """Writes one destination's park records, each acknowledged with ``acks=all``."""
+
+    def __init__(self, producer: AsyncProducer, topic: str, *, retry_interval: float = 1.0) -> None:
+        self._producer = producer
+        self.topic = topic
+        self._retry_interval = retry_interval
+
+    async def event(self, job: Job, reason: str) -> int:
+        """Park ``job``'s record; returns its park offset."""
+        headers = park_records.event_headers(
+            job.headers, source_offset=job.offset, reason=reason, now_ms=_now_ms()
+        )
+        return await self._write(
+            job.partition, job.key or b"", job.value or b"", headers,
+            f"parked event {job.partition}:{job.offset}",
+        )  # fmt: skip
+
+    async def release(self, partition: int, user: str, up_to: int) -> int:
+        return await self._write(
+            partition, user.encode(), b"", park_records.release_headers(up_to),
+            f"release of {user!r}",
+        )  # fmt: skip
+
+    async def retry(
+        self, partition: int, user: str, retries: int, next_at: float, error: str
+    ) -> int:
+        headers = park_records.retry_headers(retries, int(next_at * 1000), error)
+        return await self._write(partition, user.encode(), b"", headers, f"retry of {user!r}")
+
+    async def replay_result(
+        self, partition: int, request: str, user: str, *, replayed: int, released: bool, error: str
+    ) -> int:
+        headers = park_records.replay_result_headers(
+            request, replayed=replayed, released=released, error=error
+        )
+        return await self._write(partition, user.encode(), b"", headers, "replay result")
+
+    async def replay_done(self, partition: int, request: str, users: int) -> int:
+        headers = park_records.replay_done_headers(request, users)
+        return await self._write(partition, b"", b"", headers, "replay done")
+
+    async def _write(
+        self, partition: int, key: bytes, value: bytes, headers: Any, what: str
+    ) -> int:
+        delivered = await write_durably(
+            self._producer, self.topic, key=key, value=value, headers=headers,
+            partition=partition, what=what, retry_interval=self._retry_interval,
+        )  # fmt: skip
+        return delivered.offset
+
+
+class ParkReader:
+    """Reads a worker's park partitions, without joining any consumer group."""
+
+    def __init__(self, bootstrap_servers: str, topic: str, **overrides: Any) -> None:
+        self.topic = topic
+        config = consumer_config(bootstrap_servers, f"park-reader-{uuid.uuid4().hex}")
+        config.update({"auto.offset.reset": "earliest", "enable.partition.eof": True})
+        config.update(overrides)
+        self._consumer = Consumer(config)
+        self._assigned: set[int] = set()
+
+    def watermarks(self, partition: int, timeout: float = 10.0) -> tuple[int, int]:
+        """(low, high) of a park partition; blocking, so call it off the loop."""
+        low, high = self._consumer.get_watermark_offsets(
+            TopicPartition(self.topic, partition), timeout=timeout
+        )
+        return int(low), int(high)
+
+    def assign(self, partition: int, offset: int | None) -> None:
+        start = OFFSET_BEGINNING if offset is None else offset
+        self._consumer.incremental_assign([TopicPartition(self.topic, partition, start)])
+        self._assigned.add(partition)
+
+    def unassign(self, partition: int) -> None:
+        if partition in self._assigned:
+            self._assigned.discard(partition)
+            self._consumer.incremental_unassign([TopicPartition(self.topic, partition)])
+
+    def poll(self, limit: int = 500, timeout: float = 0) -> list[Message]:
+        """What arrived, without waiting (safe to call from the event loop)."""
+        if not self._assigned:
+            return []
+        return list(self._consumer.consume(num_messages=limit, timeout=timeout))
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+@dataclass(frozen=True, slots=True)
+class ReadRecord:
+    partition: int
+    offset: int
+    timestamp_ms: int
+    read: ParkRead
+
+
+def decode_message(message: Message) -> ReadRecord | None:
+    """A park record as read, or ``None`` for an end-of-partition or error event."""
+    if message.error() is not None:
+        return None
+    partition, offset = message.partition(), message.offset()
+    assert partition is not None and offset is not None
+    raw = message.headers() or []
+    headers = list(raw.items() if isinstance(raw, dict) else raw)
+    stamp = max(0, message.timestamp()[1])
+    read = park_records.parse(message.key(), message.value(), headers, stamp)
+    return ReadRecord(partition, offset, stamp, read)
+
+
+def read_park(
+    bootstrap_servers: str,
+    topic: str,
+    starts: dict[int, int | None],
+    *,
+    timeout: float = 30.0,
+    **overrides: Any,
+) -> Iterator[ReadRecord]:
+    """Every record of the given park partitions from ``starts`` (``None``: the beginning) to
+    their end as of now. Blocking: for the commands, not the worker's loop."""
+    reader = ParkReader(bootstrap_servers, topic, **overrides)
+    try:
+        ends = {p: reader.watermarks(p, timeout)[1] for p in starts}
+        waiting = set()
+        for number, start in starts.items():
+            low = reader.watermarks(number, timeout)[0]
+            begin = max(low, start or 0)
+            if begin < ends[number]:
+                reader.assign(number, begin)
+                waiting.add(number)
+        deadline = time.monotonic() + timeout
+        while waiting and time.monotonic() < deadline:
+            for message in reader.poll(500, timeout=0.2):
+                error = message.error()
+                if error is not None and error.code() != KafkaError._PARTITION_EOF:
+                    continue
+                if error is not None:
+                    waiting.discard(message.partition() or 0)
+                    continue
+                record = decode_message(message)
+                if record is None or record.offset >= ends.get(record.partition, 0):
+                    continue
+                yield record
+                if record.offset >= ends[record.partition] - 1:
+                    waiting.discard(record.partition)
+        if waiting:
+            raise TimeoutError(f"could not read {topic} partitions {sorted(waiting)} in time")
+    finally:
+        reader.close()
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

@@ -1,0 +1,309 @@
+"""The worker's bookkeeping against an in-memory Kafka: ordering, commits, rebalances,
+backpressure, dead letters, the breaker, parking, replay and recovery."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import replace
+
+import pytest
+
+from dispatcher.breaker import BreakerPolicy, State
+from dispatcher.durations import Duration
+from dispatcher.metrics import DeliveryMetrics
+from dispatcher.park_records import replay_request_headers
+from dispatcher.parking import ParkingPolicy
+from eventlog.producer import ProduceError
+from eventlog.record import Event, Headers
+from tests.dispatcher.fake_kafka import FakeCluster
+from tests.dispatcher.worker_harness import DEAD_LETTERS, TOPIC, Harness, Receiver, spec, wait_until
+
+
+async def test_every_event_is_delivered_in_user_order_and_committed() -> None:
+    async with Harness() as h:
+        for n in range(10):
+            for user, partition in (("ann", 0), ("bob", 1), ("cyd", 1)):
+                h.send(partition, user, f"{n}")
+        h.consumer.assign([0, 1, 2, 3])
+        await wait_until(lambda: len(h.receiver.received) == 30)
+        await wait_until(lambda: h.committed(0) == 10 and h.committed(1) == 20)
+    for user in ("ann", "bob", "cyd"):
+        assert h.receiver.payloads(user) == [str(n) for n in range(10)]
+
+
+async def test_a_partition_lost_is_never_committed() -> None:
+    async with Harness(commit_interval=3600) as h:
+        for n in range(3):
+            h.send(0, "ann", str(n))
+        h.consumer.assign([0])
+        await wait_until(lambda: len(h.receiver.received) == 3)
+        h.consumer.lose([0])
+        await h.settle()
+        assert not [c for c in h.cluster.commit_log if c[1] == 0]
+
+
+async def test_a_revoked_partition_is_committed_before_it_goes() -> None:
+    async with Harness(commit_interval=3600) as h:
+        for n in range(3):
+            h.send(0, "ann", str(n))
+        h.consumer.assign([0])
+        await wait_until(lambda: len(h.receiver.received) == 3)
+        h.consumer.revoke([0])
+        await h.settle()
+        assert ("test.dest", 0, 3) in h.cluster.commit_log
+
+
+class Stubborn(Receiver):
+    """Ignores cancellation: an abandoned delivery still completes, late: only once the
+    event's redelivery by the partition's next assignment is under way."""
+
+    async def send(self, event: Event) -> None:
+        try:
+            await super().send(event)
+        except asyncio.CancelledError:
+            await wait_until(lambda: len(self.attempts) >= 2, what="the redelivery")
+
+
+async def test_a_late_completion_of_an_abandoned_event_does_not_count_for_the_new_owner() -> None:
+    receiver = Stubborn()
+    receiver.hold = asyncio.Event()
+    async with Harness(receiver=receiver) as h:
+        h.send(0, "ann", "0")
+        h.consumer.assign([0])
+        await wait_until(lambda: receiver.in_flight == 1)
+        h.consumer.revoke([0])
+        h.consumer.assign([0])  # the same partition again: a new epoch
+        await wait_until(lambda: len(receiver.attempts) == 2, what="the redelivery")
+        await h.settle(10)
+        # The first delivery ended (cancelled, swallowed) but the redelivery is still held:
+        # nothing may be committed past offset 0.
+        assert (h.committed(0) or 0) == 0
+        receiver.hold.set()
+        await wait_until(lambda: h.committed(0) == 1)
+
+
+async def test_the_buffer_stays_bounded_across_rebalances_while_paused() -> None:
+    receiver = Receiver()
+    receiver.hold = asyncio.Event()
+    async with Harness(
+        receiver=receiver, destination_spec=spec(max_buffered=10, concurrency=2)
+    ) as h:
+        for partition in range(4):
+            for n in range(200):
+                h.send(partition, f"u{partition}-{n % 20}", str(n))
+        h.consumer.assign([0])
+        await wait_until(lambda: h.worker.buffered == 10)
+        for step in ([1], [2], [3]):
+            h.consumer.assign(step)
+            await h.settle(5)
+            assert h.worker.buffered <= 10
+        h.consumer.revoke([0])
+        h.consumer.assign([0])
+        await h.settle(5)
+        assert h.worker.buffered <= 10
+        assert h.consumer.paused == h.consumer.assigned
+
+
+async def test_the_dead_letter_is_stored_before_the_offset_is_committed() -> None:
+    receiver = Receiver()
+    receiver.refusing.add("ann")
+    async with Harness(receiver=receiver) as h:
+        h.producer.failures_left[DEAD_LETTERS] = 20  # the broker refuses for a while
+        h.send(0, "ann", "0")
+        h.send(0, "ann", "1")
+        h.consumer.assign([0])
+        await wait_until(lambda: h.producer.failures_left[DEAD_LETTERS] == 10)
+        assert (h.committed(0) or 0) == 0
+        await wait_until(lambda: len(h.records(DEAD_LETTERS)) == 2)
+        await wait_until(lambda: h.committed(0) == 2)
+
+
+async def test_a_dead_letter_topic_that_refuses_for_good_stops_the_destination() -> None:
+    receiver = Receiver()
+    receiver.refusing.add("ann")
+    h = Harness(receiver=receiver)
+    h.producer.refuse[DEAD_LETTERS] = ProduceError("MSG_SIZE_TOO_LARGE", retriable=False)
+    async with h:
+        h.send(0, "bob", "0")
+        h.send(0, "ann", "1")
+        h.consumer.assign([0])
+        assert h.task is not None
+        await asyncio.wait_for(h.task, timeout=10)  # stops by itself
+    assert "refused" in (h.worker.stopped_by or "")
+    assert h.committed(0) == 1  # bob's event, not ann's
+
+
+async def test_undecodable_and_odd_records_end_as_dead_letters_and_the_user_goes_on() -> None:
+    async with Harness() as h:
+        h.cluster.append(TOPIC, 0, key=b"ann", value=b"x", headers=[("event-format", b"9")])
+        odd: Headers = [("event-format", b"1"), ("event-id", b"e"), ("received-at-ms", b"9" * 400)]
+        h.cluster.append(TOPIC, 0, key=b"ann", value=b"y", headers=odd)
+        h.send(0, "ann", "next")
+        h.consumer.assign([0])
+        await wait_until(lambda: h.receiver.payloads("ann") == ["next"])
+        await wait_until(lambda: h.committed(0) == 3)
+        assert len(h.records(DEAD_LETTERS)) == 2
+
+
+class BrokenMetrics(DeliveryMetrics):
+    """A bug of ours on the delivery path, after the destination took the event."""
+
+    def finished(self, destination: str, result: str, latency: float | None) -> None:
+        if result == "delivered":
+            raise RuntimeError("metrics bug")
+        super().finished(destination, result, latency)
+
+
+async def test_a_bug_on_the_delivery_path_dead_letters_the_event_instead_of_freezing() -> None:
+    async with Harness(metrics=BrokenMetrics()) as h:
+        h.send(0, "ann", "0")
+        h.send(0, "ann", "1")
+        h.consumer.assign([0])
+        await wait_until(lambda: h.committed(0) == 2)
+        letters = h.records(DEAD_LETTERS)
+        assert len(letters) == 2
+        assert b"internal error: RuntimeError" in dict(letters[0].headers())["dead-letter-error"]
+
+
+async def test_an_outage_opens_the_breaker_pauses_fetching_and_loses_nothing() -> None:
+    receiver = Receiver()
+    receiver.down = True
+    async with Harness(receiver=receiver) as h:
+        for n in range(20):
+            h.send(n % 5 % 2, f"u{n % 5}", str(n))  # a user's events on one partition
+        h.consumer.assign([0, 1])
+        await wait_until(lambda: h.worker.breaker_state is not State.CLOSED)
+        await h.settle(5)
+        assert h.consumer.paused == {0, 1}
+        assert not h.records(DEAD_LETTERS) and not h.records(h.park_topic)
+        receiver.down = False
+        await wait_until(lambda: len(receiver.received) == 20)
+        await wait_until(lambda: h.committed(0) == 12 and h.committed(1) == 8)
+    assert not h.records(DEAD_LETTERS) and not h.records(h.park_topic)
+    for user in (f"u{k}" for k in range(5)):
+        payloads = [int(p) for p in receiver.payloads(user)]
+        assert payloads == sorted(payloads)
+
+
+async def test_one_failing_user_is_parked_in_order_while_others_flow_then_replayed() -> None:
+    receiver = Receiver()
+    receiver.failing.add("ann")
+    slow = spec(
+        parking=ParkingPolicy(
+            retry_schedule=(Duration(3600),), poison_users=1000, poison_min_volume=1000
+        )
+    )
+    async with Harness(receiver=receiver, destination_spec=slow) as h:
+        for n in range(5):
+            h.send(0, "ann", str(n))
+            h.send(0, "bob", str(n))
+        h.consumer.assign([0])
+        await wait_until(lambda: len(receiver.payloads("bob")) == 5)
+        await wait_until(lambda: h.committed(0) == 10)
+        assert h.parked_payloads("ann") == [str(n).encode() for n in range(5)]
+        assert h.worker.breaker_state is State.CLOSED
+        attempts_of_ann = len([e for e in receiver.attempts if e.user_id == "ann"])
+        assert attempts_of_ann == 2  # only the first event was tried; the rest parked behind it
+        receiver.failing.clear()
+        h.send(0, "ann", "5")
+        await h.settle(5)
+        assert receiver.payloads("ann") == []  # live events wait behind the parked ones
+        # An operator's replay request, as `dispatcher replay` writes it:
+        h.cluster.append(h.park_topic, 0, key=b"", value=b"", headers=replay_request_headers("r1"))
+        await wait_until(lambda: receiver.payloads("ann") == [str(n) for n in range(6)])
+        kinds = [dict(m.headers()).get("park-kind") for m in h.records(h.park_topic)]
+        assert b"release" in kinds and b"replay-done" in kinds
+
+
+async def test_parked_users_survive_a_restart_and_keep_their_order() -> None:
+    cluster = FakeCluster(partitions=2)
+    receiver = Receiver()
+    receiver.failing.add("ann")
+    slow = spec(
+        parking=ParkingPolicy(
+            retry_schedule=(Duration(3600),), poison_users=1000, poison_min_volume=1000
+        )
+    )
+    async with Harness(cluster=cluster, receiver=receiver, destination_spec=slow) as first:
+        for n in range(3):
+            first.send(0, "ann", str(n))
+        first.consumer.assign([0])
+        await wait_until(lambda: len(first.parked_payloads("ann")) == 3)
+        await wait_until(lambda: first.committed(0) == 3)
+    receiver.failing.clear()
+    fast = spec(
+        parking=ParkingPolicy(
+            retry_schedule=(Duration(0.05),), poison_users=1000, poison_min_volume=1000
+        )
+    )
+    async with Harness(cluster=cluster, receiver=receiver, destination_spec=fast) as second:
+        second.send(0, "ann", "3")  # live, after the restart: must wait for the parked ones
+        second.consumer.assign([0])
+        await wait_until(lambda: receiver.payloads("ann") == ["0", "1", "2", "3"])
+
+
+async def test_the_poison_guard_opens_the_breaker_instead_of_parking_everyone() -> None:
+    receiver = Receiver()
+    receiver.down = True
+    guarded = spec(
+        breaker=BreakerPolicy(consecutive_failures=1000, min_volume=1000, cooldown=Duration(0.05)),
+        parking=ParkingPolicy(retry_schedule=(Duration(0.05),), poison_users=3),
+    )
+    async with Harness(receiver=receiver, destination_spec=guarded) as h:
+        for n in range(20):
+            h.send(0, f"u{n}", "0")
+        h.consumer.assign([0])
+        await wait_until(lambda: h.worker.breaker_state is not State.CLOSED)
+        assert h.worker.book.user_count <= 2
+        receiver.down = False
+        await wait_until(lambda: len(receiver.received) == 20)
+
+
+async def test_a_brand_new_group_honours_start_from_latest() -> None:
+    async with Harness(start_from="latest") as h:
+        h.send(0, "ann", "old")
+        h.consumer.assign([0])
+        await h.settle(5)
+        await wait_until(lambda: 0 in h.consumer.assigned)
+        h.send(0, "ann", "new")
+        await wait_until(lambda: h.receiver.payloads("ann") == ["new"])
+
+
+async def test_a_committed_offset_lost_to_retention_resumes_at_the_earliest_and_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    cluster = FakeCluster(partitions=1)
+    async with Harness(cluster=cluster, start_from="latest") as h:
+        for n in range(10):
+            h.send(0, "ann", str(n))
+        cluster.committed["test.dest", TOPIC, 0] = (2, None)
+        cluster.low[TOPIC, 0] = 6  # offsets 2..5 expired before this group read them
+        h.consumer.assign([0])
+        await wait_until(lambda: h.receiver.payloads("ann") == ["6", "7", "8", "9"])
+    assert "events lost to retention" in caplog.text and "lost=4" in caplog.text
+
+
+async def test_an_event_near_retention_is_parked_while_the_destination_is_down() -> None:
+    receiver = Receiver()
+    receiver.down = True
+    cluster = FakeCluster(partitions=1, clock_ms=lambda: int(time.time() * 1000))
+    long_cooldown = spec(
+        breaker=BreakerPolicy(
+            consecutive_failures=1, cooldown=Duration(3600), max_cooldown=Duration(3600)
+        )
+    )
+    async with Harness(
+        cluster=cluster, receiver=receiver, destination_spec=long_cooldown, retention_ms=1000
+    ) as h:
+        for n in range(3):
+            h.send(0, "ann", str(n))
+        h.consumer.assign([0])
+        # 75 % of a 1 s retention: parked within a second, never dead-lettered or lost.
+        await wait_until(lambda: len(h.parked_payloads("ann")) == 3, within=5)
+        await wait_until(lambda: h.committed(0) == 3)
+    assert not h.records(DEAD_LETTERS)
+
+
+def test_specs_used_here_are_valid() -> None:
+    assert replace(spec(), max_buffered=10, concurrency=2).max_buffered == 10
