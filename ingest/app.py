@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 
 from confluent_kafka import KafkaException
@@ -28,6 +29,7 @@ from ingest.readiness import KafkaWatch, Readiness
 from ingest.routes import RouteContext, routes
 from ingest.settings import IngestSettings
 from ingest.stats import IngestStats
+from ingest.write_health import WriteHealth
 
 __all__ = ["create_app"]
 
@@ -46,6 +48,7 @@ def create_app(settings: IngestSettings, *, producer: EventProducer | None = Non
     """
     stats = IngestStats()
     watch = KafkaWatch(settings.bootstrap_servers)
+    writes = WriteHealth(hold=settings.readiness_hold)
     if producer is None:
         config = producer_config(
             settings.bootstrap_servers, **settings.producer_overrides(), error_cb=watch.on_error
@@ -57,9 +60,16 @@ def create_app(settings: IngestSettings, *, producer: EventProducer | None = Non
         ack_timeout=settings.ack_timeout,
         retry_after=settings.retry_after,
         stats=stats,
-        on_success=watch.on_success,
+        on_success=lambda: _acknowledged(watch, writes),
+        on_failure=lambda reason: writes.failed(time.monotonic(), reason),
     )
-    readiness = Readiness(producer, watch, topic=settings.topic, timeout=settings.readiness_timeout)
+    readiness = Readiness(
+        producer,
+        watch,
+        topic=settings.topic,
+        timeout=settings.readiness_timeout,
+        writes=writes,
+    )
     slots = RequestSlots(
         max_concurrent=settings.max_concurrent_requests,
         wait=settings.backpressure_wait,
@@ -113,6 +123,11 @@ def create_app(settings: IngestSettings, *, producer: EventProducer | None = Non
     )
     app.state.stats = stats
     return app
+
+
+def _acknowledged(watch: KafkaWatch, writes: WriteHealth) -> None:
+    watch.on_success()
+    writes.succeeded(time.monotonic())
 
 
 def _tracing_plugins() -> list[OpenTelemetryPlugin]:

@@ -114,6 +114,13 @@ _DEFAULTS = IngestSettings()
     help="Retry-After seconds sent with 503.",
 )
 @click.option(
+    "--readiness-hold",
+    default=_DEFAULTS.readiness_hold,
+    type=click.FloatRange(0),
+    help="Seconds /readyz answers 503 after a write was not acknowledged (unless one is "
+    "acknowledged sooner).",
+)
+@click.option(
     "--shutdown-timeout",
     default=_DEFAULTS.shutdown_timeout,
     type=click.FloatRange(0),

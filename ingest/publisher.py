@@ -57,6 +57,7 @@ class EventPublisher:
         retry_after: int,
         stats: IngestStats,
         on_success: Callable[[], None] = lambda: None,
+        on_failure: Callable[[str], None] = lambda _: None,
     ) -> None:
         self._producer = producer
         self._topic = topic
@@ -64,6 +65,7 @@ class EventPublisher:
         self._retry_after = retry_after
         self._stats = stats
         self._on_success = on_success
+        self._on_failure = on_failure
         self._stopping = False
         self._failures_in_spell = 0
         self._traced = tracing_enabled()
@@ -185,8 +187,11 @@ class EventPublisher:
 
     def _record_failures(self, failures: Sequence[Failure], event: Event) -> None:
         unavailable = [f for f in failures if isinstance(f, Unavailable)]
+        if unavailable:
+            self._on_failure(unavailable[0].reason)
         for refused in failures:
             if isinstance(refused, Refused) and refused.kind == "kafka-refused":
+                self._on_failure(refused.kind)  # no write of this kind can succeed
                 # Not the client's doing and not transient: an operator has to act.
                 log.error(
                     "kafka refused an event; it was answered 500 id=%s user=%r detail=%s",

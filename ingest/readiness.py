@@ -1,18 +1,22 @@
-"""Whether ingest can take events: the producer reaches the cluster and the topic exists.
+"""Whether ingest can take events: its latest writes were acknowledged, the producer reaches
+the cluster, the topic exists and each of its partitions has a leader.
 
 librdkafka reports connection trouble through the producer's ``error_cb`` (on the poll thread);
 ``KafkaWatch`` turns that stream into one log line per change of state. ``Readiness`` answers
-``/readyz`` by asking the cluster, through the producer's own connections, to describe the topic.
+``/readyz`` from the outcome of the latest writes (``ingest.write_health``: metadata can be
+stale) and by asking the cluster, through the producer's own connections, to describe the topic.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from confluent_kafka import KafkaError, KafkaException
 
 from ingest.publisher import EventProducer
+from ingest.write_health import WriteHealth
 
 __all__ = ["KafkaWatch", "Readiness"]
 
@@ -54,10 +58,17 @@ class Readiness:
     """Answers "may a load balancer send events here now?" with a reason when not."""
 
     def __init__(
-        self, producer: EventProducer, watch: KafkaWatch, *, topic: str, timeout: float
+        self,
+        producer: EventProducer,
+        watch: KafkaWatch,
+        *,
+        topic: str,
+        timeout: float,
+        writes: WriteHealth | None = None,
     ) -> None:
         self._producer = producer
         self._watch = watch
+        self._writes = writes or WriteHealth(hold=0.0)
         self._topic = topic
         self._timeout = timeout
         self.topic_ensured = False
@@ -74,6 +85,8 @@ class Readiness:
             return f"kafka producer failed: {self._watch.fatal}"
         if not self.topic_ensured:
             return f"topic {self._topic} not created or found yet"
+        if (reason := self._writes.not_ready_because(time.monotonic())) is not None:
+            return reason
         if self._check is None or self._check.done():
             self._check = asyncio.ensure_future(asyncio.to_thread(self._describe_topic))
         return await asyncio.shield(self._check)
@@ -87,5 +100,10 @@ class Readiness:
         if topic is None or topic.error is not None or not topic.partitions:
             reason = topic.error.str() if topic is not None and topic.error else "missing"
             return f"topic {self._topic}: {reason}"
+        for number, partition in sorted(topic.partitions.items()):
+            # A partition without a leader (or led by a broker the cluster no longer lists)
+            # takes no writes: its users' events would all be answered 503.
+            if partition.leader < 0 or partition.leader not in metadata.brokers:
+                return f"partition {number} of topic {self._topic} has no leader"
         self._watch.on_success()
         return None

@@ -57,6 +57,9 @@ class IngestSettings:
     """Seconds clients are told to wait (``Retry-After``) when answered 503."""
     readiness_timeout: float = 2.0
     """Seconds ``/readyz`` waits for the cluster to describe the topic."""
+    readiness_hold: float = 10.0
+    """Seconds ``/readyz`` answers 503 after Kafka failed to acknowledge a write, unless it
+    acknowledges one sooner (``ingest.write_health``)."""
     shutdown_timeout: float = 10.0
     """Seconds the producer may take at shutdown to deliver what is still queued."""
     max_header_bytes: int = 16 * 1024
@@ -120,7 +123,12 @@ class IngestSettings:
             yield "max_batch_bytes must be at least max_event_bytes (a batch of one event fits)"
 
     def _duration_problems(self) -> Iterator[str]:
-        for name in ("backpressure_wait", "readiness_timeout", "shutdown_timeout"):
+        for name in (
+            "backpressure_wait",
+            "readiness_timeout",
+            "readiness_hold",
+            "shutdown_timeout",
+        ):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 yield f"{name} must be a number of seconds >= 0, got {value}"
