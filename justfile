@@ -59,6 +59,10 @@ cluster-status:
 cluster-down:
     {{python}} -m localkafka cluster down
 
+# Fault scenarios on the cluster under load (lost must be 0); writes docs/reliability.md (~6 min).
+reliability *args:
+    {{python}} -m reliability {{args}}
+
 # --- quality ------------------------------------------------------------------------------
 
 # Run the test suite against a real broker (KAFKA_BOOTSTRAP_SERVERS, Docker, or a native one).
