@@ -35,10 +35,12 @@ IdempotencyKey = Annotated[
         name="Idempotency-Key",
         min_length=1,
         max_length=MAX_IDEMPOTENCY_KEY_LENGTH,
-        pattern=r"^[!-~]+$",
-        description="The event's id instead of a new UUID (printable ASCII, no spaces); "
-        "send the same key when retrying so consumers can drop the duplicate. "
-        "In a batch, item i gets the id `<key>:<i>`.",
+        # Printable ASCII without space or colon: a batch's item i gets the id "<key>:<i>",
+        # which no single event's key can then equal.
+        pattern=r"^[!-9;-~]+$",
+        description="The event's id instead of a new UUID (printable ASCII, without spaces "
+        "or colons); send the same key when retrying so that every copy carries the same id "
+        "and receivers can drop the duplicate. In a batch, item i gets the id `<key>:<i>`.",
     ),
 ]
 

@@ -86,6 +86,28 @@ async def test_the_idempotency_key_is_the_event_id(ingest: IngestUnderTest) -> N
     assert dict(record.headers() or [])["event-id"] == b"order-7f3a"
 
 
+async def test_a_retry_with_the_same_idempotency_key_carries_the_same_event_id(
+    ingest: IngestUnderTest,
+) -> None:
+    # A client that got no answer (or a 503) sends again: receivers can drop the duplicate.
+    await wait_ready(ingest.client)
+    for _ in range(2):
+        response = await ingest.client.put(
+            "/events",
+            json={"user_id": "bob", "payload": "p"},
+            headers={"Idempotency-Key": "order-7f3a"},
+        )
+        assert response.status_code == 202
+    records = read_topic(ingest.settings.bootstrap_servers, ingest.topic, 2)
+    assert {dict(r.headers() or [])["event-id"] for r in records} == {b"order-7f3a"}
+    batch = [{"user_id": "bob", "payload": "b"}] * 2
+    answers = [
+        await ingest.client.post("/events/batch", json=batch, headers={"Idempotency-Key": "k"})
+        for _ in range(2)
+    ]
+    assert [[r["id"] for r in a.json()["results"]] for a in answers] == [["k:0", "k:1"]] * 2
+
+
 async def test_each_users_events_keep_their_order_under_concurrent_requests(
     ingest: IngestUnderTest,
 ) -> None:
@@ -194,6 +216,10 @@ BAD_REQUESTS = {
     ),
     "bad Idempotency-Key": BadRequest(
         400, "invalid-request", "Idempotency-Key", json=_OK, headers={"Idempotency-Key": "a b"}
+    ),
+    # A batch's item i gets the id "<key>:<i>": no key of a single event may look like one.
+    "Idempotency-Key with a colon": BadRequest(
+        400, "invalid-request", "Idempotency-Key", json=_OK, headers={"Idempotency-Key": "a:0"}
     ),
     "GET /events": BadRequest(405, "", method="GET"),
     "POST /events": BadRequest(405, "", method="POST", json=_OK),
