@@ -17,6 +17,7 @@ import prometheus_client
 from dispatcher.app import DispatcherSettings, run_dispatcher
 from dispatcher.exceptions import ManifestError
 from dispatcher.manifest import Manifest, load_manifests, retention_warnings
+from dispatcher.operator_cli import dead_letters, redrive_command, replay
 from dispatcher.status import collect_status, format_table
 from eventlog.exceptions import EventDeliveryError
 from eventlog.logs import configure_logging
@@ -119,6 +120,11 @@ def status(manifest_paths: tuple[Path, ...], timeout: float) -> None:
             click.echo(f"error: {exc}", err=True)
             sys.exit(1)
     click.echo(format_table(rows))
+
+
+cli.add_command(replay)
+cli.add_command(dead_letters)
+cli.add_command(redrive_command)
 
 
 def _load(paths: Sequence[Path]) -> tuple[Manifest, ...]:

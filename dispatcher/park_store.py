@@ -15,16 +15,20 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
 
 from dispatcher import park_records
+from dispatcher.commits import parse_checkpoint
 from dispatcher.durable import write_durably
 from dispatcher.jobs import Job
 from dispatcher.park_records import ParkRead
+from dispatcher.parking import ParkBook, ParkingPolicy, recover
+from dispatcher.topic_reader import partitions_of, read_to_end
 from eventlog.clients import consumer_config
+from eventlog.exceptions import EventDeliveryError
 from eventlog.producer import AsyncProducer
 
-__all__ = ["ParkReader", "ParkWriter", "ReadRecord", "read_park"]
+__all__ = ["ParkReader", "ParkWriter", "ReadRecord", "load_book", "read_park"]
 
 
 class ParkWriter:
@@ -144,40 +148,44 @@ def read_park(
     starts: dict[int, int | None],
     *,
     timeout: float = 30.0,
-    **overrides: Any,
 ) -> Iterator[ReadRecord]:
     """Every record of the given park partitions from ``starts`` (``None``: the beginning) to
     their end as of now. Blocking: for the commands, not the worker's loop."""
-    reader = ParkReader(bootstrap_servers, topic, **overrides)
-    try:
-        ends = {p: reader.watermarks(p, timeout)[1] for p in starts}
-        waiting = set()
-        for number, start in starts.items():
-            low = reader.watermarks(number, timeout)[0]
-            begin = max(low, start or 0)
-            if begin < ends[number]:
-                reader.assign(number, begin)
-                waiting.add(number)
-        deadline = time.monotonic() + timeout
-        while waiting and time.monotonic() < deadline:
-            for message in reader.poll(500, timeout=0.2):
-                error = message.error()
-                if error is not None and error.code() != KafkaError._PARTITION_EOF:
-                    continue
-                if error is not None:
-                    waiting.discard(message.partition() or 0)
-                    continue
-                record = decode_message(message)
-                if record is None or record.offset >= ends.get(record.partition, 0):
-                    continue
-                yield record
-                if record.offset >= ends[record.partition] - 1:
-                    waiting.discard(record.partition)
-        if waiting:
-            raise TimeoutError(f"could not read {topic} partitions {sorted(waiting)} in time")
-    finally:
-        reader.close()
+    for message in read_to_end(bootstrap_servers, topic, starts, timeout=timeout):
+        record = decode_message(message)
+        if record is not None:
+            yield record
 
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def load_book(
+    bootstrap_servers: str,
+    *,
+    events_topic: str,
+    park: str,
+    group: str,
+    policy: ParkingPolicy,
+    timeout: float = 30.0,
+) -> ParkBook:
+    """A destination's parked users as its owners see them: every park partition read from
+    the checkpoint the group last committed (blocking; for the commands)."""
+    probe = Consumer(consumer_config(bootstrap_servers, group, log_level=0))
+    try:
+        numbers = partitions_of(probe, park, timeout)
+        asked = [TopicPartition(events_topic, p) for p in numbers]
+        committed = probe.committed(asked, timeout=timeout)
+    except KafkaException as exc:
+        raise EventDeliveryError(f"cannot reach Kafka: {exc.args[0].str()}") from exc
+    finally:
+        probe.close()
+    starts: dict[int, int | None] = {
+        tp.partition: parse_checkpoint(tp.metadata) for tp in committed
+    }
+    book = ParkBook(policy)
+    now = time.time()
+    for record in read_park(bootstrap_servers, park, starts, timeout=timeout):
+        recover(book, record.partition, record.offset, record.read, now=now)
+    return book
