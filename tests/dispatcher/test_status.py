@@ -19,15 +19,34 @@ def test_the_table_lines_up_and_shows_unknown_age_as_a_dash() -> None:
     table = format_table(
         [
             DestinationStatus("bigquery", "g.bigquery", 10, 10, 0, None),
-            DestinationStatus("azure-data-lake", "g.azure-data-lake", 7, 10, 3, 95.0),
+            DestinationStatus(
+                "azure-data-lake",
+                "g.azure-data-lake",
+                7,
+                10,
+                3,
+                95.0,
+                retention_seconds=950.0,
+                breaker="open",
+                breaker_since_seconds=30.0,
+                next_probe_seconds=4.0,
+                parked_users=2,
+                parked_events=17,
+            ),  # fmt: skip
         ]
     )
     lines = table.splitlines()
     rows = [
-        ["DESTINATION", "GROUP", "COMMITTED", "END", "LAG", "OLDEST"],
-        ["bigquery", "g.bigquery", "10", "10", "0", "-"],
-        ["azure-data-lake", "g.azure-data-lake", "7", "10", "3", "95.0s"],
-    ]
+        [
+            "DESTINATION", "GROUP", "COMMITTED", "END", "LAG", "OLDEST", "OF-RETENTION",
+            "BREAKER", "SINCE", "PROBE-IN", "PARKED-USERS", "PARKED-EVENTS",
+        ],
+        ["bigquery", "g.bigquery", "10", "10", "0", "-", "-", "-", "-", "-", "-", "-"],
+        [
+            "azure-data-lake", "g.azure-data-lake", "7", "10", "3", "95.0s", "10%", "open",
+            "30.0s", "4.0s", "2", "17",
+        ],
+    ]  # fmt: skip
     assert [line.split() for line in lines] == rows
     # Every cell starts where its column's heading starts, after a space.
     starts = [lines[0].index(heading) for heading in rows[0]]
