@@ -32,7 +32,7 @@ def test_the_table_lines_up_and_shows_unknown_age_as_a_dash() -> None:
                 next_probe_seconds=4.0,
                 parked_users=2,
                 parked_events=17,
-            ),  # fmt: skip
+            ),
         ]
     )
     lines = table.splitlines()
