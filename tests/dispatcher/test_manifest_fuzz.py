@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from dispatcher.exceptions import ManifestError
 from dispatcher.manifest import Manifest, load_manifests
 
-SECONDS_PER_MANIFEST = 3.0
+SECONDS_PER_MANIFEST = 10.0
 """Generous for a shared machine: the shapes that hung used to take minutes."""
 
 _NAMES = st.sampled_from(["a", "b", "hook", "a b", "", "x" * 300, "ü", "${N}"])
@@ -194,7 +194,7 @@ def test_check_exits_0_or_1_for_generated_manifests(tmp_path: Path, content: byt
         [sys.executable, "-m", "dispatcher", "--manifest", str(path), "--check"],
         capture_output=True,
         text=True,
-        timeout=30,
+        timeout=60,
         check=False,
         env={"PATH": "/usr/bin:/bin"},
     )
@@ -219,4 +219,4 @@ def test_the_bombs_of_the_review_are_refused_quickly(tmp_path: Path, levels: int
     started = time.monotonic()
     outcome = _outcome(path, {})
     assert isinstance(outcome, ManifestError)
-    assert time.monotonic() - started < 2.0  # it used to take 7.7 s (7 levels) and > 60 s
+    assert time.monotonic() - started < 5.0  # it used to take 7.7 s (7 levels) and > 60 s

@@ -301,7 +301,7 @@ def test_check_prints_warnings_and_still_exits_0(write: Write) -> None:
         [sys.executable, "-m", "dispatcher", "--manifest", str(path), "--check"],
         capture_output=True,
         text=True,
-        timeout=30,
+        timeout=60,
         check=False,
     )
     assert result.returncode == 0, result.stderr
