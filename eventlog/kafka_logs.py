@@ -14,6 +14,11 @@ logs::
 (one line, folded here).
 The same line (numbers aside, so "after 0ms"/"after 1ms" are one line) is logged at most once
 per ``interval`` per client; the next one that gets through says how many were held back.
+
+With a ``logger`` set, librdkafka no longer prints anything itself: its lines wait in the
+client's queue until something polls it. Consumers and producers are polled anyway; an
+``AdminClient`` serves them only from ``admin.poll()``, which nothing else calls, so give one a
+logger only if it is polled now and then (or its lines are held until it is).
 """
 
 from __future__ import annotations
