@@ -37,6 +37,8 @@ REPEAT_INTERVAL = 10.0
 _CONFLUENT_FORMAT = "%s [%s] %s"  # what confluent-kafka passes: facility, client name, text
 _THREAD_PREFIX = re.compile(r"^\[thrd:[^\]]*\]: ")
 _NUMBERS = re.compile(r"[0-9]+")
+# librdkafka's own repeat counter ("..., 3 identical error(s) suppressed)") varies too.
+_ITS_SUPPRESSED = re.compile(r", # identical error\(s\) suppressed")
 
 
 class RepeatLimiter:
@@ -79,9 +81,8 @@ class _LibrdkafkaLines(logging.Filter):
             return True  # not a librdkafka line: leave it alone
         facility, _name, text = (str(arg) for arg in args)
         text = _THREAD_PREFIX.sub("", text)
-        held_back = self._repeats.admit(
-            (record.levelno, facility, _NUMBERS.sub("#", text)), self._clock()
-        )
+        same_as = _ITS_SUPPRESSED.sub("", _NUMBERS.sub("#", text))
+        held_back = self._repeats.admit((record.levelno, facility, same_as), self._clock())
         if held_back is None:
             return False
         record.msg = "librdkafka %s %s message=%r" + (" suppressed=%d" if held_back else "")
