@@ -41,7 +41,7 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # Field values may hold visible characters, spaces and tabs, and obs-text; never CR, LF, NUL
 # or another control character (a CR or LF would end the header: request smuggling).
 _FORBIDDEN_IN_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
-_CONTROL_NAMES = {0: "NUL", 9: "tab", 10: "line feed (LF)", 13: "carriage return (CR)"}
+_CONTROL_NAMES = {0: "a NUL", 10: "a line feed (LF)", 13: "a carriage return (CR)"}
 _DIGITS = re.compile(r"[0-9]+", re.ASCII)
 
 
@@ -121,7 +121,7 @@ def _check_header(name: str, value: str) -> None:
         code = ord(bad[0])
         what = _CONTROL_NAMES.get(code, f"the control character U+{code:04X}")
         raise ValueError(
-            f"headers.{name} value contains a {what} at character {bad.start() + 1}; header"
+            f"headers.{name} value contains {what} at character {bad.start() + 1}; header"
             " values must not hold control characters"
         )
 

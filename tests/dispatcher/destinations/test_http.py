@@ -241,7 +241,7 @@ def test_header_names_must_be_tokens(name: str) -> None:
         ("a\rb", "carriage return (CR) at character 8"),
         ("a\nb", "line feed (LF)"),
         ("a\x00", "NUL"),
-        ("\x1b[31m", "U+001B"),
+        ("\x1b[31m", "contains the control character U+001B"),
         ("a\x7f", "U+007F"),
     ],
 )
