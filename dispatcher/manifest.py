@@ -7,7 +7,9 @@ one ``ManifestError`` naming the file, the destination and the field, before a c
 
 ``${VAR}`` in a destination's string values (and in ``kafka.bootstrap_servers``) is replaced from
 the environment given; ``$${`` stands for a literal ``${``. Substituted values may be secrets, so
-error messages show the ``${VAR}`` reference instead of the value.
+error messages show the ``${VAR}`` reference instead of the value; values they quote are cut
+to 80 characters. The file itself (a regular file, bounded, UTF-8 text, YAML without alias
+bombs) is ``manifest_file``'s to read; ``retention_warnings`` finds what is valid but risky.
 """
 
 from __future__ import annotations
