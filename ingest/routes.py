@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import prometheus_client
-from litestar import Request, Response, get, post, put
+from litestar import Request, Response, get, post, put, route
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
@@ -23,11 +23,23 @@ from ingest.publisher import EventPublisher, Failure
 from ingest.readiness import KafkaWatch, Readiness
 from ingest.schemas import Accepted, BatchAccepted, BatchItemResult, Health, Problem
 from ingest.settings import IngestSettings
-from ingest.validation import JSON_MEDIA_TYPE, check_content_type, parse_batch, parse_event
+from ingest.validation import (
+    JSON_MEDIA_TYPE,
+    USER_ID_PATTERN,
+    check_content_type,
+    parse_batch,
+    parse_event,
+)
 
 __all__ = ["RouteContext", "routes"]
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 256
+METRICS_MEDIA_TYPE = "; ".join(
+    # Litestar adds the charset to every text/ type itself; prometheus_client's already has one.
+    p
+    for p in prometheus_client.CONTENT_TYPE_LATEST.split("; ")
+    if not p.startswith("charset=")
+)
 
 IdempotencyKey = Annotated[
     str | None,
@@ -112,10 +124,8 @@ def routes(ctx: RouteContext) -> list[HTTPRouteHandler]:
         return BatchAccepted(accepted=len(results) - failed, failed=failed, results=results)
 
     async def metrics() -> Response[bytes]:
-        """Prometheus metrics of this process."""
-        return Response(
-            prometheus_client.generate_latest(), media_type=prometheus_client.CONTENT_TYPE_LATEST
-        )
+        """Prometheus metrics of this process (text exposition format)."""
+        return Response(prometheus_client.generate_latest(), media_type=METRICS_MEDIA_TYPE)
 
     async def healthz() -> Response[Health]:
         """The process is alive (and its Kafka producer still usable)."""
@@ -161,10 +171,38 @@ def routes(ctx: RouteContext) -> list[HTTPRouteHandler]:
             summary="Store a batch of events",
             tags=["events"],
         )(post_batch),
-        get("/healthz", summary="Liveness", tags=["operations"])(healthz),
-        get("/readyz", summary="Readiness", tags=["operations"])(readyz),
-        get("/metrics", summary="Prometheus metrics", tags=["operations"])(metrics),
+        # HEAD too: load balancers probe with it.
+        route(
+            "/healthz",
+            http_method=["GET", "HEAD"],
+            summary="Liveness",
+            tags=["operations"],
+            responses={503: _health_response("The Kafka producer failed for good: restart.")},
+        )(healthz),
+        route(
+            "/readyz",
+            http_method=["GET", "HEAD"],
+            summary="Readiness",
+            tags=["operations"],
+            responses={
+                503: _health_response(
+                    "Not ready for events now (`reason` says why): writes are not being "
+                    "acknowledged, Kafka does not answer, the topic is not there yet, or "
+                    "ingest is stopping. Send events elsewhere."
+                )
+            },
+        )(readyz),
+        get(
+            "/metrics",
+            summary="Prometheus metrics",
+            tags=["operations"],
+            media_type=METRICS_MEDIA_TYPE,
+        )(metrics),
     ]
+
+
+def _health_response(description: str) -> ResponseSpec:
+    return ResponseSpec(data_container=Health, description=description, generate_examples=False)
 
 
 def _item_result(index: int, event: Event, outcome: Delivered | Failure) -> BatchItemResult:
@@ -182,7 +220,11 @@ def _event_schema(max_user_id_length: int) -> Schema:
                 type=OpenAPIType.STRING,
                 min_length=1,
                 max_length=max_user_id_length,
-                description="Whose event; the Kafka key. Events of one user keep their order.",
+                pattern=USER_ID_PATTERN,
+                description="Whose event; the Kafka key. Events of one user keep their order. "
+                "At least one visible character (not only whitespace), and no control "
+                "characters, invisible format characters (e.g. U+200B zero-width space, "
+                "U+202E right-to-left override, U+FEFF) or line separators.",
             ),
             "payload": Schema(
                 type=OpenAPIType.STRING, description="Stored as the record value, unchanged."

@@ -1,24 +1,62 @@
 """What a valid request body is: pure functions from bytes to events or to a list of everything
 wrong with them. No I/O, so every rule is tested without a server or a broker.
 
-An event is a JSON object with exactly two members, ``user_id`` (a non-blank string of bounded
-length) and ``payload`` (any string). Unknown members are refused rather than dropped: a
-misspelt ``payload`` must not turn into an accepted event without its data.
+An event is a JSON object with exactly two members, ``user_id`` (a string of bounded length
+with at least one visible character and no control or invisible format characters) and
+``payload`` (any string). Unknown members are refused rather than dropped: a misspelt
+``payload`` must not turn into an accepted event without its data.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+import unicodedata
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import msgspec
 
 from ingest.exceptions import FieldError, InvalidRequest, UnsupportedMediaType
 
-__all__ = ["EventIn", "check_content_type", "parse_batch", "parse_event"]
+__all__ = ["USER_ID_PATTERN", "EventIn", "check_content_type", "parse_batch", "parse_event"]
 
 JSON_MEDIA_TYPE = "application/json"
 _FIELDS = ("user_id", "payload")
+
+
+def _class_of(code_points: Iterable[int]) -> str:
+    # Ranges as \uXXXX escapes, which Python's re and ECMAScript (JSON Schema) read alike.
+    parts: list[str] = []
+    run: list[int] = []
+    for cp in [*sorted(code_points), -2]:
+        if run and cp == run[-1] + 1:
+            run.append(cp)
+            continue
+        if run:
+            first, last = run[0], run[-1]
+            parts.append(f"\\u{first:04x}" if first == last else f"\\u{first:04x}-\\u{last:04x}")
+        run = [cp]
+    return "".join(parts)
+
+
+# A user_id is the Kafka key, shown in logs and to destinations: characters a reader cannot
+# see (controls, zero-width and bidirectional format characters, line separators) would make
+# two ids that look alike different, or forge log lines. The rule is over the Basic
+# Multilingual Plane, so that the schema's pattern can spell it in \uXXXX escapes.
+_INVISIBLE = frozenset(
+    # Surrogates (Cs) need no rule: JSON decoding refuses a lone one, and a pair is one
+    # character outside this plane; nor can every regex engine spell them (Rust's cannot).
+    cp
+    for cp in range(0x10000)
+    if unicodedata.category(chr(cp)) in {"Cc", "Cf", "Zl", "Zp"}
+)
+_BLANK = frozenset(cp for cp in range(0x10000) if chr(cp).isspace() and cp not in _INVISIBLE)
+USER_ID_PATTERN = (
+    f"^[^{_class_of(_INVISIBLE)}]*[^{_class_of(_INVISIBLE | _BLANK)}][^{_class_of(_INVISIBLE)}]*$"
+)
+"""What a ``user_id`` may be, as the OpenAPI document says it: at least one visible character,
+and none that is a control or invisible format character (nor a line or paragraph separator)."""
+_USER_ID = re.compile(USER_ID_PATTERN)
 
 
 class EventIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -156,8 +194,17 @@ def _event_errors(
 
 
 def _user_id_errors(user_id: str, max_length: int, index: int | None) -> Iterator[FieldError]:
-    if not user_id.strip():
-        yield FieldError("must not be empty or only whitespace", "user_id", index)
+    if _USER_ID.fullmatch(user_id) is None:
+        invisible = next((i for i, c in enumerate(user_id) if ord(c) in _INVISIBLE), None)
+        if invisible is None:
+            yield FieldError("must not be empty or only whitespace", "user_id", index)
+        else:
+            yield FieldError(
+                f"must not contain control or invisible format characters "
+                f"(U+{ord(user_id[invisible]):04X} at index {invisible})",
+                "user_id",
+                index,
+            )
     elif len(user_id) > max_length:
         yield FieldError(
             f"must be at most {max_length} characters, got {len(user_id)}", "user_id", index

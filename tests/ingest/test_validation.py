@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
 
 from ingest.exceptions import InvalidRequest, UnsupportedMediaType
-from ingest.validation import EventIn, check_content_type, parse_batch, parse_event
+from ingest.validation import (
+    USER_ID_PATTERN,
+    EventIn,
+    check_content_type,
+    parse_batch,
+    parse_event,
+)
 
 
 def _event(value: Any, *, max_user_id_length: int = 256) -> EventIn:
@@ -35,7 +42,11 @@ def test_a_valid_event_keeps_its_strings_exactly() -> None:
     [
         ({"payload": "p"}, "user_id", "is required"),
         ({"user_id": "", "payload": "p"}, "user_id", "must not be empty or only whitespace"),
-        ({"user_id": "  \t", "payload": "p"}, "user_id", "must not be empty or only whitespace"),
+        (
+            {"user_id": " \u3000 ", "payload": "p"},
+            "user_id",
+            "must not be empty or only whitespace",
+        ),
         ({"user_id": 42, "payload": "p"}, "user_id", "must be a string, got number"),
         ({"user_id": None, "payload": "p"}, "user_id", "must be a string, got null"),
         ({"user_id": ["u"], "payload": "p"}, "user_id", "must be a string, got array"),
@@ -201,3 +212,35 @@ def test_deeply_nested_json_is_refused_without_recursing(body: bytes) -> None:
             b"[" + body + b"]", max_user_id_length=256, max_event_bytes=9, max_batch_events=9
         )
     assert batch_exc.value.kind == "malformed-json"
+
+
+@pytest.mark.parametrize(
+    "user_id",
+    ["\u0000", "u\u0000", "\u200b", "user\u200b", "a\nb", "\x7f", "\u202eevil", "\ufeffu",
+     "a\u2028b"],
+    ids=["NUL", "NUL inside", "zero-width space", "zero-width inside", "newline", "DEL",
+         "right-to-left override", "byte order mark", "line separator"],
+)  # fmt: skip
+def test_user_ids_with_control_or_invisible_characters_are_refused(user_id: str) -> None:
+    with pytest.raises(InvalidRequest) as exc:
+        _event({"user_id": user_id, "payload": "p"})
+    [error] = exc.value.errors
+    assert error.field == "user_id"
+    assert "control or invisible" in error.detail
+    assert "U+" in error.detail  # names the character, which a reader cannot see
+
+
+@pytest.mark.parametrize("user_id", ["ü-42", "用户", "a b", " padded ", "😀", "x" * 256])
+def test_user_ids_of_visible_characters_are_accepted(user_id: str) -> None:
+    assert _event({"user_id": user_id, "payload": "p"}).user_id == user_id
+
+
+def test_the_documented_pattern_is_the_rule_the_server_applies() -> None:
+    pattern = re.compile(USER_ID_PATTERN)
+    for user_id in ["u", "a b", "用户", "\u0000", "\u200b", " ", "\u3000", "a\u200bb", ""]:
+        try:
+            _event({"user_id": user_id, "payload": "p"})
+            accepted = True
+        except InvalidRequest:
+            accepted = False
+        assert accepted == bool(pattern.fullmatch(user_id)), repr(user_id)
