@@ -213,6 +213,8 @@ def server_options(settings: IngestSettings) -> dict[str, Any]:
     limits = fit_to_file_limit(settings.connection_limits)
     return {
         "http": protocol_factory(limits),
+        # No WebSocket routes: an upgraded connection would leave the bounds above behind.
+        "ws": "none",
         "timeout_keep_alive": limits.keep_alive_timeout,
         "timeout_graceful_shutdown": settings.drain_seconds,
     }
