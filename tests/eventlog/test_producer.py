@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
 import confluent_kafka
 import pytest
@@ -36,7 +37,8 @@ async def test_produce_returns_the_acknowledged_position(
 
 
 async def test_an_unreachable_cluster_fails_within_the_delivery_timeout() -> None:
-    config = producer_config(f"127.0.0.1:{free_port()}", **{"delivery.timeout.ms": 1500})
+    overrides: dict[str, Any] = {"delivery.timeout.ms": 1500}
+    config = producer_config(f"127.0.0.1:{free_port()}", **overrides)
     producer = AsyncProducer(config)
     producer.start()
     try:

@@ -69,3 +69,12 @@ def test_min_insync_replicas_defaults_to_one_less_than_the_replication_factor(
 def test_min_insync_replicas_cannot_exceed_the_replication_factor() -> None:
     with pytest.raises(SettingsError, match="min_insync_replicas"):
         IngestSettings(replication_factor=2, min_insync_replicas=3)
+
+
+def test_connection_limits_are_checked_with_the_rest() -> None:
+    with pytest.raises(SettingsError) as exc:
+        IngestSettings(header_timeout=0, body_timeout=float("inf"), max_connections=0)
+    for name in ("header_timeout", "body_timeout", "max_connections"):
+        assert name in str(exc.value)
+    limits = IngestSettings(max_header_bytes=4096, keep_alive_timeout=2.0).connection_limits
+    assert (limits.max_header_bytes, limits.keep_alive_timeout) == (4096, 2.0)
