@@ -107,11 +107,14 @@ class AsyncProducer:
         def on_delivery(error: KafkaError | None, message: Message) -> None:
             loop.call_soon_threadsafe(_settle, future, error, message)
 
+        placed = {} if partition is None else {"partition": partition}
+
         def enqueue() -> None:
             try:
                 producer.produce(
-                    topic, value=value, key=key, headers=headers, on_delivery=on_delivery
-                )
+                    topic, value=value, key=key, headers=headers, on_delivery=on_delivery,
+                    **placed,
+                )  # fmt: skip
             except KafkaException as exc:
                 error: KafkaError = exc.args[0]
                 raise ProduceError(

@@ -36,6 +36,26 @@ async def test_produce_returns_the_acknowledged_position(
     assert sorted(r.offset for r in results) == [0, 1, 2, 3, 4]
 
 
+@pytest.mark.kafka
+async def test_an_explicit_partition_wins_over_the_key(
+    kafka_bootstrap: str, topic_factory: Callable[..., str]
+) -> None:
+    # The dispatcher's park records go to the partition their event came from, also those
+    # with an empty key (markers), never where a partitioner would put them.
+    topic = topic_factory(partitions=4)
+    producer = AsyncProducer(producer_config(kafka_bootstrap))
+    producer.start()
+    try:
+        home = confluent_kafka.murmur2(b"alice", 4)
+        elsewhere = (home + 1) % 4
+        placed = await producer.produce(topic, key=b"alice", value=b"v", partition=elsewhere)
+        empty = [await producer.produce(topic, key=b"", value=b"", partition=2) for _ in range(4)]
+    finally:
+        assert producer.close() == 0
+    assert placed.partition == elsewhere
+    assert {d.partition for d in empty} == {2}
+
+
 async def test_an_unreachable_cluster_fails_within_the_delivery_timeout() -> None:
     overrides: dict[str, Any] = {"delivery.timeout.ms": 1500}
     config = producer_config(f"127.0.0.1:{free_port()}", **overrides)
