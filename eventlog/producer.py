@@ -107,14 +107,17 @@ class AsyncProducer:
         def on_delivery(error: KafkaError | None, message: Message) -> None:
             loop.call_soon_threadsafe(_settle, future, error, message)
 
-        placed = {} if partition is None else {"partition": partition}
-
         def enqueue() -> None:
             try:
-                producer.produce(
-                    topic, value=value, key=key, headers=headers, on_delivery=on_delivery,
-                    **placed,
-                )  # fmt: skip
+                if partition is None:
+                    producer.produce(
+                        topic, value=value, key=key, headers=headers, on_delivery=on_delivery
+                    )
+                else:
+                    producer.produce(
+                        topic, value=value, key=key, headers=headers, partition=partition,
+                        on_delivery=on_delivery,
+                    )  # fmt: skip
             except KafkaException as exc:
                 error: KafkaError = exc.args[0]
                 raise ProduceError(
