@@ -10,6 +10,7 @@ delivered again after a crash (5, 6, 7, 6, 7, 8) is duplicates, not a violation.
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -24,6 +25,9 @@ class Accepted:
     user: str
     seq: int
     """The user's sequence number, increasing with each event the user sent."""
+    partition: int = -1
+    offset: int = -1
+    """Where ingest said it stored the event."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +57,9 @@ class Verdict:
     stored all the same): allowed, and counted so they are not mistaken for anything else."""
     missing: tuple[str, ...] = ()
     """Up to 10 lost event ids, for the report."""
+    lost_by_partition: tuple[tuple[int, int], ...] = ()
+    """(partition, lost events) where events were lost, to tell a stuck partition from
+    scattered losses."""
 
     @property
     def passed(self) -> bool:
@@ -80,6 +87,7 @@ def judge(
             violations += 1
         highest[key] = max(highest.get(key, -1), d.seq)
     missing = [e for e in acked if any(e not in seen[name] for name in names)]
+    by_partition = Counter(acked[e].partition for e in missing)
     everywhere = set.union(set(), *seen.values())
     return Verdict(
         accepted=len(acked),
@@ -89,6 +97,7 @@ def judge(
         order_violations=violations,
         unacknowledged=len(everywhere - acked.keys()),
         missing=tuple(missing[:10]),
+        lost_by_partition=tuple(sorted(by_partition.items())),
     )
 
 

@@ -106,5 +106,7 @@ class Load:
         with self._lock:
             self.answers[str(status)] += 1
             if body is not None:
-                self._accepted.append(Accepted(str(body["id"]), user, seq))
+                self._accepted.append(
+                    Accepted(str(body["id"]), user, seq, body["partition"], body["offset"])
+                )
                 self._acked_at.append(time.monotonic())

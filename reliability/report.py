@@ -51,7 +51,8 @@ def table(outcomes: list[Outcome]) -> str:
         if v.unacknowledged:
             notes.append(f"{v.unacknowledged} events delivered though not answered 202")
         if v.missing:
-            notes.append(f"lost e.g. {', '.join(v.missing[:3])}")
+            where = ", ".join(f"p{p}: {n}" for p, n in v.lost_by_partition)
+            notes.append(f"lost by partition {where}; e.g. {', '.join(v.missing[:3])}")
         rows.append(
             f"| {o.scenario.title} | {v.accepted} | {v.delivered} | **{v.lost}** "
             f"| {v.duplicated} | {v.order_violations} | {o.longest_unavailable:.1f} s "

@@ -119,23 +119,25 @@ class System:
     def __enter__(self) -> Self:
         self.workdir.mkdir(parents=True, exist_ok=True)
         admin = AdminClient(admin_config(self.cluster.bootstrap))
-        # Created here, replicated: the services would create them with replication factor 1.
-        for topic in (self.topic, self.dead_letter_topic):
-            spec = TopicSpec(
-                name=topic, partitions=PARTITIONS, replication_factor=3, min_insync_replicas=2
-            )
-            ensure_topic(admin, spec)
+        # Created before either service starts, so both find it as this run means it; the
+        # dispatcher creates its own topics (dead letters, parking) as its manifest says.
+        spec = TopicSpec(
+            name=self.topic, partitions=PARTITIONS, replication_factor=3, min_insync_replicas=2
+        )
+        ensure_topic(admin, spec)
         self._write_manifest()
         return self
 
     def __exit__(self, *_: object) -> None:
         for service in [*self.dispatchers, *([self.ingest] if self.ingest else [])]:
             service.stop(timeout=15)
-        admin = AdminClient(admin_config(self.cluster.bootstrap))
-        futures = admin.delete_topics([self.topic, self.dead_letter_topic], operation_timeout=30)
-        for future in futures.values():
-            # Best effort: the topics are the run's own, and a broker may be half down.
-            with contextlib.suppress(Exception):
+        if os.environ.get("RELIABILITY_KEEP_TOPICS"):
+            return
+        # Best effort: the topics are the run's own, and a broker may be half down.
+        with contextlib.suppress(Exception):
+            admin = AdminClient(admin_config(self.cluster.bootstrap))
+            ours = [t for t in admin.list_topics(timeout=10).topics if t.startswith(self.topic)]
+            for future in admin.delete_topics(ours, operation_timeout=30).values():
                 future.result(timeout=30)
 
     # -- ingest ------------------------------------------------------------------------
@@ -232,7 +234,11 @@ class System:
             "dead_letter_topic": self.dead_letter_topic,
             "group_prefix": self.group_prefix,
             "start_from": "earliest",
-            "kafka": {"bootstrap_servers": self.cluster.bootstrap},
+            "kafka": {
+                "bootstrap_servers": self.cluster.bootstrap,
+                "replication_factor": 3,
+                "min_insync_replicas": 2,
+            },
             "defaults": {
                 "timeout": "2s",
                 # Never give up on an event during a scenario: a dead letter would be a loss
