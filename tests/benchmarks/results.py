@@ -27,6 +27,7 @@ def run_quick(module: str, args: str, *, bootstrap: str, results_dir: Path) -> s
         check=False,
     )
     assert result.returncode == 0, result.stderr[-4000:]
+    (results_dir / "stderr.txt").write_text(result.stderr)  # what went wrong, for assertions
     name = module.rsplit(".", 1)[1].removeprefix("bench_")
     return (results_dir / f"{name}.md").read_text()
 

@@ -61,7 +61,7 @@ def test_many_destinations_in_one_process(kafka_bootstrap: str, tmp_path: Path) 
     report = quick("--only many --destinations 3 --batch 4", kafka_bootstrap, tmp_path)
 
     (many,) = table_rows(report, "3 destinations in one process")
-    assert many[1] == "3 of 3"
+    assert many[1] == "3 of 3", (tmp_path / "stderr.txt").read_text()[-3000:]
     assert "## Deliveries per second" not in report  # only what was asked for
 
 
