@@ -1,11 +1,12 @@
 """Issue 3: how fast ingest takes events, next to what HTTP and Kafka allow on this machine;
-issue 7: what tracing every request costs it.
+issue 7: what tracing every request costs it; issue 14: what a second worker process adds.
 
 Measurements in one run, never two at once, so they do not compete for the CPU:
 
 * **HTTP ceiling**: the same Litestar app (same routes, validation, request bound and error
   mapping) with a producer stand-in that acknowledges at once: no Kafka at all;
 * **ingest**: the real ``ingest`` command, acknowledged by the local broker (``acks=all``);
+* **ingest, 2 workers**: the same command with ``--workers 2`` (issue 14);
 * **ingest, tracing on**: the same command with every trace sampled and exported over OTLP to
   a span counter in a process of its own;
 * **Kafka ceiling**: a bare confluent-kafka producer loop with ingest's producer settings,

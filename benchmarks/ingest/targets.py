@@ -1,6 +1,7 @@
-"""The servers the ingest benchmark loads, each a uvicorn process of its own (one worker,
-uvloop, httptools): the HTTP ceiling, ingest, and ingest again with every trace sampled and
-exported (issue 7)."""
+"""The servers the ingest benchmark loads, each a uvicorn process of its own (uvloop,
+httptools): the HTTP ceiling, ingest, ingest with two worker processes (``--workers 2``, issue
+14), and ingest again with every trace sampled and exported (issue 7). All but the two-worker
+one run one worker."""
 
 from __future__ import annotations
 
@@ -16,11 +17,13 @@ from benchmarks.processes import Child, started
 from benchmarks.tracing import tracing_env
 from ingest import IngestSettings
 
-__all__ = ["HTTP_CEILING", "INGEST", "INGEST_TRACED", "Target", "start_targets"]
+__all__ = ["HTTP_CEILING", "INGEST", "INGEST_TRACED", "INGEST_WORKERS", "Target", "start_targets"]
 
 HTTP_CEILING = "http ceiling"
 INGEST = "ingest"
+INGEST_WORKERS = "ingest, 2 workers"
 INGEST_TRACED = "ingest, tracing on"
+WORKERS = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,10 +44,16 @@ class Target:
 
 
 def start_targets(
-    stack: ExitStack, settings: IngestSettings, workdir: Path, *, span_endpoint: str | None
+    stack: ExitStack,
+    settings: IngestSettings,
+    workdir: Path,
+    *,
+    span_endpoint: str | None,
+    workers: bool = True,
 ) -> list[Target]:
     """Start each server in turn, ready when it answers; ``stack`` stops them. Without a
-    ``span_endpoint``, ingest is not started a second time with tracing on."""
+    ``span_endpoint``, ingest is not started a second time with tracing on; without
+    ``workers``, not with two workers."""
     port = free_port()
     argv = [
         *(sys.executable, "-m", "uvicorn", "benchmarks.ingest.ceilings:ceiling_app", "--factory"),
@@ -54,22 +63,25 @@ def start_targets(
     targets = [
         _ready(stack, HTTP_CEILING, argv, port=port, ready="/healthz", workdir=workdir, env=env)
     ]
-    services: list[tuple[str, dict[str, str]]] = [(INGEST, {})]
+    services: list[tuple[str, dict[str, str], int]] = [(INGEST, {}, 1)]
+    if workers:
+        services.append((INGEST_WORKERS, {}, WORKERS))
     if span_endpoint is not None:
-        services.append((INGEST_TRACED, tracing_env(span_endpoint)))
-    for name, env in services:
+        services.append((INGEST_TRACED, tracing_env(span_endpoint), 1))
+    for name, env, count in services:
         port = free_port()
-        argv = _ingest_argv(settings, port)
+        argv = _ingest_argv(settings, port, count)
         targets.append(
             _ready(stack, name, argv, port=port, ready="/readyz", workdir=workdir, env=env)
         )
     return targets
 
 
-def _ingest_argv(settings: IngestSettings, port: int) -> list[str]:
+def _ingest_argv(settings: IngestSettings, port: int, workers: int) -> list[str]:
     return [
         *(sys.executable, "-m", "ingest", "--port", str(port), "--log-level", "WARNING"),
         *("--bootstrap-servers", settings.bootstrap_servers, "--topic", settings.topic),
+        *("--workers", str(workers)),
     ]
 
 
@@ -84,6 +96,7 @@ def _ready(
     env: dict[str, str],
 ) -> Target:
     slug = name.replace(" ", "-").replace(",", "")
-    process = stack.enter_context(started(slug, argv, workdir, env))
+    # Watched with its children: with --workers, uvicorn's workers are processes of their own.
+    process = stack.enter_context(started(slug, argv, workdir, env, tree=True))
     process.wait_until_answers(f"http://127.0.0.1:{port}{ready}")
     return Target(name, port, process)

@@ -1,6 +1,7 @@
 """The ingest benchmark end to end in its quick mode with tiny numbers, so that the harness
-(HTTP ceiling, ingest with tracing off and on, span counter, Kafka ceiling, report) cannot rot
-unnoticed. Nothing here looks at speed: only that every row is there and tracing was on."""
+(HTTP ceiling, ingest with one worker and two, tracing off and on, span counter, Kafka
+ceiling, report) cannot rot unnoticed. Nothing here looks at speed: only that every row is
+there and tracing was on."""
 
 from __future__ import annotations
 
@@ -25,8 +26,10 @@ def test_quick_mode_writes_every_row(kafka_bootstrap: str, tmp_path: Path) -> No
         "HTTP ceiling",
         "Kafka ceiling",
         "**ingest**",
+        "ingest, 2 workers",
         "ingest, tracing on",
     ]
+    assert re.search(r"2 workers / 1: \*\*[\d.]+x\*\*", report)
     assert "librdkafka" in report.split("|", 1)[0]  # the machine facts
 
     tracing = {row[0]: row for row in table_rows(report, "Tracing cost")}
