@@ -82,7 +82,7 @@ fmt:
 
 # --- benchmarks ---------------------------------------------------------------------------
 
-# Ingest's PUT /events throughput and latency beside the HTTP and Kafka ceilings, tracing on vs off (~1.5 min).
+# Ingest's PUT /events throughput and latency beside the HTTP and Kafka ceilings, 1 vs 2 workers, tracing on vs off (~2 min).
 bench-ingest *args: kafka-up
     {{python}} -m benchmarks.bench_ingest {{args}}
 
