@@ -6,7 +6,7 @@
 - ``supervised``: several dispatcher processes under ``dispatcher.supervisor``;
 - ``events``: the events pre-loaded into Kafka;
 - ``harness``: the sink, topics, manifests and processes of one benchmark run;
-- ``runs``: watching one run and what it used;
+- ``runs``: watching one run and what it used; ``bounds``: what bounded it;
 - ``scaling``, ``many``, ``tracing_cost``, ``profile``: the scenarios beyond one
   destination's runs (processes 1 vs 2, many destinations, tracing off vs on, the profile);
 - ``report``: the results as markdown.

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from benchmarks.dispatch import many, profile, scaling, tracing_cost
+from benchmarks.dispatch.bounds import bound_by
 from benchmarks.dispatch.many import ManyDestinations
 from benchmarks.dispatch.plan import (
     BARE,
@@ -130,7 +131,7 @@ def _rates_table(runs: list[Run]) -> str:
     header = [
         *("client", "sink latency ms", "concurrency", "deliveries", "seconds", "deliveries/s"),
         *("x bare", "mean in flight", "in flight / concurrency", "machine busy %"),
-        *("broker CPU %", "peak RSS MiB", "threads", "ended by"),
+        *("broker CPU %", "peak RSS MiB", "threads", "bound by", "ended by"),
     ]
     rows = [
         [
@@ -147,13 +148,20 @@ def _rates_table(runs: list[Run]) -> str:
             "-" if run.broker_used is None else f"{run.percent(run.broker_used.cpu):.0f}",
             f"{run.peak_rss / (1 << 20):.0f}",
             str(run.threads),
+            bound_by(run),
             run.ended_by,
         ]
         for run in runs
     ]
     return (
         "## Deliveries per second\n\n'x bare' is the rate over the bare client's at the same"
-        " latency and concurrency.\n\n" + markdown_table(header, rows, left=(0, -1))
+        " latency and concurrency. 'Bound by' is read from the figures: *sink latency* when the"
+        " rate is at least 90% of concurrency / latency or 90% of the slots were in flight;"
+        " *event loop CPU* when the client's"
+        f" main thread ran (or waited for a core) {CPU_BOUND_PERCENT}% of the time or more,"
+        " *shared cores* when it mostly waited, or when every core of the machine was at least"
+        " 95% busy; *starved* when the dispatcher kept fewer than 90% of its slots in"
+        " flight with neither of those.\n\n" + markdown_table(header, rows, left=(0, -2, -1))
     )
 
 
