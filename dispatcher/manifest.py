@@ -65,12 +65,15 @@ _DEFAULT_KEYS = (
     "max_buffered_bytes",
 )
 _COMMON_KEYS = ("name", "type", *_DEFAULT_KEYS)
+_SECRET_KEYS = ("signing_secret",)
+"""Destination keys that hold secrets: written only as ``${VAR}``, so no manifest holds one."""
 _BOOTSTRAP_ENV = "KAFKA_BOOTSTRAP_SERVERS"
 _REPLICATION_ENV = "KAFKA_REPLICATION_FACTOR"
 _MIN_INSYNC_ENV = "KAFKA_MIN_INSYNC_REPLICAS"
 _KAFKA_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
 _KAFKA_NAME_RULE = "use 1 to 249 letters, digits, '.', '_' or '-'"
 _REFERENCE = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$\{")
+_WHOLE_REFERENCE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
 _MSGSPEC_AT = re.compile(r"(?P<problem>.*?) - at `(?P<key>key` in `)?\$(?P<path>[^`]*)`", re.S)
 
 # A quoted value in a message (as repr() writes it), to shorten the long ones.
@@ -359,9 +362,12 @@ def _destination(
 ) -> DestinationSpec:
     where = replace(file, destination=_label(raw, number))
     secrets: dict[str, str] = {}
+    written = _mapping(raw, where, None)
+    for key in _SECRET_KEYS:
+        if key in written:
+            _require_references(written[key], where, key)
     entry = {
-        key: _expand(value, str(key), where, environ, secrets)
-        for key, value in _mapping(raw, where, None).items()
+        key: _expand(value, str(key), where, environ, secrets) for key, value in written.items()
     }
     where = replace(where, secrets=secrets)
     name = _kafka_name(entry.get("name"), where, "name")
@@ -400,6 +406,20 @@ def _destination_type(
     if not isinstance(value, str) or value not in types:
         raise where.error("type", f"unknown type {value!r}; {known}")
     return value, types[value]
+
+
+def _require_references(value: object, where: _Where, field: str) -> None:
+    """``value`` (a string or a list of them) is only ``${VAR}`` references, never a secret."""
+    values = value if isinstance(value, list) else [value]
+    for number, item in enumerate(values, start=1):
+        at = f"{field}[{number - 1}]" if isinstance(value, list) else field
+        if not isinstance(item, str) or not _WHOLE_REFERENCE.fullmatch(item.strip()):
+            # the value is not quoted: it may be the secret itself
+            raise where.error(
+                at,
+                "a secret must come from the environment; write ${NAME} and set NAME, not the"
+                " secret itself",
+            )
 
 
 def _expand(

@@ -13,6 +13,7 @@ import email.utils
 import re
 import time
 import urllib.parse
+from collections.abc import Sequence
 
 import aiohttp
 import msgspec
@@ -29,6 +30,7 @@ from dispatcher.destinations.http_status import (
     classify_status,
     status_codes,
 )
+from dispatcher.destinations.signing import parse_secret, signature_headers
 from dispatcher.exceptions import DestinationMisconfigured, RetryableDeliveryError
 from eventlog.record import Event
 from eventlog.semconv import HTTP_RESPONSE_STATUS
@@ -63,11 +65,15 @@ class HttpOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Statuses that refuse the one event for good (dead-lettered at once)."""
     destination_status: tuple[StatusEntry, ...] = DEFAULT_DESTINATION_STATUS
     """Statuses that say the destination as a whole is unusable (its breaker opens)."""
+    signing_secret: str | tuple[str, ...] | None = None
+    """Standard Webhooks secret(s) (``whsec_<base64>``, written as ``${VAR}``) every request
+    is signed with; a list while rotating (one signature per secret). See ``signing``."""
 
     def __post_init__(self) -> None:
         _check_url(self.url)
         for name, value in self.headers.items():
             _check_header(name, value)
+        self.signing_keys()  # raises on a bad secret, naming the field but never the secret
         if self.max_connections is not None and self.max_connections < 1:
             # aiohttp reads 0 as "no limit"
             raise ValueError("max_connections must be at least 1")
@@ -80,6 +86,24 @@ class HttpOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             retryable=status_codes(self.retryable_status, "retryable_status"),
             permanent=status_codes(self.permanent_status, "permanent_status"),
         )
+
+    def signing_keys(self) -> tuple[bytes, ...]:
+        """The keys of ``signing_secret``, in order; none when requests go unsigned."""
+        secrets: Sequence[str] = (
+            (self.signing_secret,)
+            if isinstance(self.signing_secret, str)
+            else self.signing_secret or ()
+        )
+        if isinstance(self.signing_secret, tuple) and not secrets:
+            raise ValueError("signing_secret is an empty list; give one secret, or two to rotate")
+        keys = []
+        for number, secret in enumerate(secrets, start=1):
+            which = f" entry #{number}" if isinstance(self.signing_secret, tuple) else ""
+            try:
+                keys.append(parse_secret(secret))
+            except ValueError as exc:
+                raise ValueError(f"signing_secret{which} {exc}") from None
+        return tuple(keys)
 
 
 def _check_url(url: str) -> None:
@@ -143,6 +167,7 @@ class HttpDestination:
         self._url = options.url
         self._headers = {**options.headers, "Content-Type": "application/json"}
         self._rules = options.status_rules()
+        self._signing_keys = options.signing_keys()
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=options.max_connections or concurrency),
             timeout=aiohttp.ClientTimeout(total=None),  # the caller bounds each attempt
@@ -156,6 +181,17 @@ class HttpDestination:
             HttpPayload(event.id, event.user_id, event.payload, event.received_at_ms)
         )
         headers = self._headers
+        if self._signing_keys:
+            # Per attempt: a retry gets a fresh timestamp, so receivers' replay windows hold.
+            headers = {
+                **headers,
+                **signature_headers(
+                    self._signing_keys,
+                    message_id=event.id,
+                    timestamp=int(time.time()),
+                    body=body,
+                ),
+            }
         if self._traced:
             headers = dict(headers)
             propagate.inject(headers)  # the destination can join the event's trace
