@@ -39,7 +39,7 @@ from dispatcher.exceptions import (
 )
 from dispatcher.gate import DestinationGate, Pass
 from dispatcher.metrics import DeliveryMetrics
-from dispatcher.retry import RetryPolicy, next_backoff
+from dispatcher.retry import MAX_RETRY_AFTER, RetryPolicy, next_backoff
 from eventlog import semconv
 from eventlog.record import Event
 
@@ -110,7 +110,9 @@ async def deliver(
         except RetryableDeliveryError as exc:
             if attempts.exhausted(policy):
                 raise
-            await asyncio.sleep(attempts.backoff(policy, exc))
+            wait = attempts.backoff(policy, exc)
+            attempts.retrying(policy, exc, wait)
+            await asyncio.sleep(wait)
             await attempts.retry(policy)
     except _Evacuate:
         return attempts.outcome(Result.EVACUATE)
@@ -158,20 +160,33 @@ class _Attempts:
             error = state.outcome.exception() if state.outcome is not None else None
             return self.backoff(policy, error)
 
+        def before_sleep(state: tenacity.RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome is not None else None
+            wait = state.next_action.sleep if state.next_action is not None else 0.0
+            self.retrying(policy, error, wait)
+
         async for try_ in tenacity.AsyncRetrying(
             stop=lambda _state: self.exhausted(policy),
             wait=wait,
             retry=tenacity.retry_if_exception_type(RetryableDeliveryError),
+            before_sleep=before_sleep,
             reraise=True,
         ):
             with try_:
                 await self.run()
 
     def backoff(self, policy: RetryPolicy, error: BaseException | None) -> float:
+        """The wait before the next attempt (none after an uncounted one: the gate waits)."""
         if isinstance(error, _Uncounted):
-            return 0.0  # the gate does the waiting
+            return 0.0
         retry_after = error.retry_after if isinstance(error, RetryableDeliveryError) else None
-        wait = next_backoff(attempt=max(1, self.counted), policy=policy, retry_after=retry_after)
+        return next_backoff(attempt=max(1, self.counted), policy=policy, retry_after=retry_after)
+
+    def retrying(self, policy: RetryPolicy, error: BaseException | None, wait: float) -> None:
+        """A failed attempt is followed by another: one line, one count (uncounted attempts,
+        made while the breaker decides, are neither: the breaker's lines say it)."""
+        if isinstance(error, _Uncounted):
+            return
         log.info(
             "attempt failed destination=%s user=%s event=%s attempt=%d/%d error=%r "
             "next_backoff=%.3fs",
@@ -180,7 +195,6 @@ class _Attempts:
         )  # fmt: skip
         if self._metrics is not None:
             self._metrics.retried(self._name)
-        return wait
 
     async def run(self) -> None:
         """One attempt, once the gate lets it through; raises what the attempt says."""
@@ -196,7 +210,8 @@ class _Attempts:
                 self._gate.probe_abandoned()
             raise
         except ThrottledError as exc:
-            self._gate.throttle(exc.retry_after, f"throttled: {exc}")
+            # Capped: one destination's wish must not silence it for hours.
+            self._gate.throttle(min(exc.retry_after, MAX_RETRY_AFTER), f"throttled: {exc}")
             raise self._uncounted(exc) from exc
         except DestinationError as exc:
             self._gate.trip(f"{type(exc).__name__}: {exc}")
