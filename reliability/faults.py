@@ -102,6 +102,8 @@ def kill_two_brokers(run: FaultRun, *, down_for: float = 10.0, grace: float = 1.
     run.notes.append(f"202s while 2 of 3 down: {len(during)}")
     if during:
         run.failures.append(f"ingest answered 202 {len(during)} times without a quorum")
+    if run.load.answers["503 without Retry-After"]:
+        run.failures.append("ingest answered 503 without Retry-After")
 
 
 def stop_leader(run: FaultRun, *, stopped_for: float = 30.0) -> None:

@@ -99,12 +99,15 @@ class Load:
             ) as response:
                 status = response.status
                 body = await response.json() if status == 202 else None
+                bare_503 = status == 503 and "Retry-After" not in response.headers
         except (aiohttp.ClientError, TimeoutError):
             with self._lock:
                 self.answers["error"] += 1
             return
         with self._lock:
             self.answers[str(status)] += 1
+            if bare_503:
+                self.answers["503 without Retry-After"] += 1
             if body is not None:
                 self._accepted.append(
                     Accepted(str(body["id"]), user, seq, body["partition"], body["offset"])

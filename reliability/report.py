@@ -53,10 +53,11 @@ def table(outcomes: list[Outcome]) -> str:
         if v.missing:
             where = ", ".join(f"p{p}: {n}" for p, n in v.lost_by_partition)
             notes.append(f"lost by partition {where}; e.g. {', '.join(v.missing[:3])}")
+        cell = "; ".join(notes).replace("|", "\\|")  # a pipe would end the cell
         rows.append(
             f"| {o.scenario.title} | {v.accepted} | {v.delivered} | **{v.lost}** "
             f"| {v.duplicated} | {v.order_violations} | {o.longest_unavailable:.1f} s "
-            f"| {'yes' if o.recovered else 'no'} | {'; '.join(notes)} |"
+            f"| {'yes' if o.recovered else 'no'} | {cell} |"
         )
     return head + "\n".join(rows) + "\n"
 

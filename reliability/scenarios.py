@@ -110,12 +110,20 @@ def run_scenario(
                 run = faults.FaultRun(cluster, system, sink, load)
                 fault_started = time.monotonic()
                 log.info("%s: fault", scenario.key)
-                scenario.fault(run)
+                again = False
+                try:
+                    scenario.fault(run)
+                    # Ingest must accept again after the fault, without anyone's help.
+                    again = load.wait_for_accepted(len(load.accepted()) + int(rate * after), 60)
+                except Exception as exc:  # the scenario failed: that is its row, not a crash
+                    run.failures.append(_first_line(exc))
                 fault_over = time.monotonic()
-                # Ingest must accept again after the fault, without anyone's help.
-                again = load.wait_for_accepted(len(load.accepted()) + int(rate * after), 60)
                 load_stopped = time.monotonic()
-            settled = _settle(system, sink, load, settle)
+            try:
+                settled = _settle(system, sink, load, settle)
+            except RuntimeError as exc:
+                run.failures.append(_first_line(exc))
+                settled = False
             verdict = judge(
                 load.accepted(),
                 [d for d in sink.deliveries() if d.destination != HANGING],
@@ -132,6 +140,10 @@ def run_scenario(
         notes=tuple(run.notes),
         failures=tuple(run.failures),
     )
+
+
+def _first_line(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
 
 
 def _settle(system: System, sink: Sink, load: Load, timeout: float) -> bool:

@@ -195,8 +195,14 @@ class System:
         """``RuntimeError`` with its log if a service exited on its own (not killed by a
         fault, which restarts it at once)."""
         for service in [*self.dispatchers, *([self.ingest] if self.ingest else [])]:
-            if service.process is not None and service.process.poll() not in (None, -9):
-                raise RuntimeError(f"{service.name} exited:\n{service.log_tail()}")
+            code = None if service.process is None else service.process.poll()
+            if code not in (None, -9):
+                errors = [line for line in service.log_tail().splitlines() if " ERROR " in line]
+                last = errors[-1] if errors else "no ERROR line"
+                raise RuntimeError(
+                    f"{service.name} exited with code {code}; last error: {last}\n"
+                    f"{service.log_tail()}"
+                )
 
     def lag(self, *, only: Collection[str] | None = None) -> int | None:
         """Events of the topic the destinations (those named in ``only``, else all) have not
