@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
@@ -22,9 +24,12 @@ from eventlog.producer import AsyncProducer
 from eventlog.telemetry import tracing_enabled
 from eventlog.threads import run_in_daemon_thread
 from eventlog.topics import ensure_topic
+from ingest.authentication import Authentication
 from ingest.backpressure import RequestSlots
+from ingest.key_ring import KeyRing
 from ingest.problems import exception_handlers
 from ingest.publisher import EventProducer, EventPublisher
+from ingest.rate_limit import RateLimits
 from ingest.readiness import KafkaWatch, Readiness
 from ingest.routes import RouteContext, routes
 from ingest.settings import IngestSettings
@@ -47,6 +52,8 @@ def create_app(settings: IngestSettings, *, producer: EventProducer | None = Non
     settings (e.g. to wrap it); ingest calls its ``start()`` and ``close()``.
     """
     stats = IngestStats()
+    ring = KeyRing(Path(settings.api_keys_file)) if settings.api_keys_file else None
+    authentication = Authentication(ring, RateLimits(settings.key_rate, settings.key_burst), stats)
     watch = KafkaWatch(settings.bootstrap_servers)
     writes = WriteHealth(hold=settings.readiness_hold)
     if producer is None:
@@ -80,6 +87,12 @@ def create_app(settings: IngestSettings, *, producer: EventProducer | None = Non
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         producer.start()
         topic_task = asyncio.create_task(_ensure_topic_until_done(settings, readiness))
+        reloading = _reload_on_sighup(ring)
+        if ring is None:
+            log.warning(
+                "ingest is open: no API keys configured (--api-keys-file), so anyone who can"
+                " reach it can write events for any user"
+            )
         log.info(
             "ingest started topic=%s bootstrap=%s max_concurrent_requests=%d ack_timeout=%gs",
             settings.topic,
@@ -92,6 +105,8 @@ def create_app(settings: IngestSettings, *, producer: EventProducer | None = Non
         finally:
             # The server has stopped accepting and answered in-flight requests by now.
             readiness.stopping = True
+            if reloading:
+                asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
             publisher.stop_accepting()
             topic_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -108,7 +123,9 @@ def create_app(settings: IngestSettings, *, producer: EventProducer | None = Non
             )
 
     app = Litestar(
-        route_handlers=routes(RouteContext(settings, publisher, slots, readiness, watch)),
+        route_handlers=routes(
+            RouteContext(settings, publisher, slots, readiness, watch, authentication)
+        ),
         plugins=_tracing_plugins(),
         exception_handlers=exception_handlers(stats),
         lifespan=[lifespan],
@@ -123,6 +140,17 @@ def create_app(settings: IngestSettings, *, producer: EventProducer | None = Non
     )
     app.state.stats = stats
     return app
+
+
+def _reload_on_sighup(ring: KeyRing | None) -> bool:
+    """Whether SIGHUP now re-reads the key file (only the main thread may handle signals)."""
+    if ring is None:
+        return False
+    try:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, ring.reload)
+    except (NotImplementedError, RuntimeError, ValueError):
+        return False  # still re-read when the file changes
+    return True
 
 
 def _acknowledged(watch: KafkaWatch, writes: WriteHealth) -> None:

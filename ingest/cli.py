@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import signal
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -17,9 +18,11 @@ from litestar import Litestar
 from eventlog.exceptions import EventDeliveryError
 from eventlog.logs import configure_logging
 from eventlog.telemetry import configure_metrics, configure_tracing, shutdown_tracing
+from ingest.api_keys import KeyFileError, key_line, new_key
 from ingest.app import create_app
 from ingest.connections import fit_to_file_limit, protocol_factory
 from ingest.exceptions import SettingsError
+from ingest.key_ring import KeyRing
 from ingest.settings import IngestSettings
 
 __all__ = ["app_from_environment", "main", "server_options"]
@@ -32,7 +35,10 @@ _LOG_LEVEL_ENV = "INGEST_LOG_LEVEL"
 _DEFAULTS = IngestSettings()
 
 
-@click.command(context_settings={"auto_envvar_prefix": "INGEST", "show_default": True})
+@click.group(
+    context_settings={"auto_envvar_prefix": "INGEST", "show_default": True},
+    invoke_without_command=True,
+)
 @click.option("--host", default="127.0.0.1", help="Address to listen on (0.0.0.0 for all).")
 @click.option("--port", default=8080, type=click.IntRange(0, 65535), help="Port to listen on.")
 @click.option(
@@ -157,12 +163,41 @@ _DEFAULTS = IngestSettings()
     help="Connections open at once per worker; past it the longest-idle one is closed.",
 )
 @click.option(
+    "--api-keys-file",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="File of name:sha256-hex lines (make keys with 'ingest api-key new'); event requests "
+    "then need Authorization: Bearer <key>. Re-read on SIGHUP and when it changes. Without "
+    "it ingest is open to anyone who can reach it.",
+)
+@click.option(
+    "--key-rate",
+    default=_DEFAULTS.key_rate,
+    type=click.FloatRange(0),
+    help="Event requests per second each API key may send (429 beyond); 0: no limit.",
+)
+@click.option(
+    "--key-burst",
+    default=_DEFAULTS.key_burst,
+    type=click.IntRange(1),
+    help="Event requests an API key may send at once after a quiet spell.",
+)
+@click.option(
+    "--metrics-need-key/--metrics-open",
+    default=_DEFAULTS.metrics_need_key,
+    help="Whether /metrics needs an API key too (/healthz and /readyz never do).",
+)
+@click.option(
     "--log-level",
     default="INFO",
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
 )
 @click.option("--access-log/--no-access-log", default=False, help="Log one line per request.")
+@click.pass_context
 def main(
+    ctx: click.Context,
+    /,
+    *,
     host: str,
     port: int,
     workers: int,
@@ -177,11 +212,18 @@ def main(
     /readyz answers 503. SIGTERM stops it gracefully: no new connections, in-flight requests
     answered, producer flushed, exit 0.
     """
+    if ctx.invoked_subcommand is not None:
+        return
     try:
         settings = IngestSettings(**settings_values)
     except SettingsError as exc:
         raise click.UsageError(str(exc)) from None
     configure_logging(log_level)
+    if settings.api_keys_file:
+        try:  # the file is read here too, so a bad one stops ingest before it listens
+            KeyRing(Path(settings.api_keys_file))
+        except SettingsError as exc:
+            raise click.UsageError(str(exc)) from None
     try:
         configure_tracing("ingest")  # fail here, with a usage error, on a bad OTEL_* setting
     except EventDeliveryError as exc:
@@ -206,6 +248,44 @@ def main(
         lifespan="on",
         **server_options(settings),
     )
+
+
+@main.group("api-key")
+def api_key() -> None:
+    """Manage the API keys of an --api-keys-file."""
+
+
+@api_key.command("new")
+@click.argument("name")
+@click.option(
+    "--file",
+    "path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The key file to add the key's line to (created when missing).",
+)
+def api_key_new(name: str, path: Path) -> None:
+    """Make a key named NAME, add its name:sha256 line to FILE, and print the key.
+
+    The key is printed once, alone on the last line, and kept nowhere: the file holds only
+    its SHA-256. A running ingest picks the line up on its own (or on SIGHUP).
+    """
+    key = new_key()
+    try:
+        line = key_line(name, key)
+        taken = KeyRing(path).keys.names_by_digest.values() if path.exists() else ()
+    except (KeyFileError, SettingsError) as exc:
+        raise click.UsageError(str(exc)) from None
+    if name in taken:
+        raise click.UsageError(f"{path} already has a key named {name!r}; revoke it first")
+    existing = path.read_bytes() if path.exists() else b""
+    separator = "" if not existing or existing.endswith(b"\n") else "\n"
+    # The file lets nobody in, but which names exist is still the operator's business.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "a", encoding="utf-8") as file:
+        file.write(f"{separator}{line}\n")
+    click.echo(f"added key {name!r} to {path}; send it as: Authorization: Bearer <key>", err=True)
+    click.echo(key)
 
 
 def server_options(settings: IngestSettings) -> dict[str, Any]:

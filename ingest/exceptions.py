@@ -11,8 +11,10 @@ __all__ = [
     "FieldError",
     "IngestError",
     "InvalidRequest",
+    "RateLimited",
     "Refused",
     "SettingsError",
+    "Unauthorized",
     "Unavailable",
     "UnsupportedMediaType",
 ]
@@ -86,3 +88,16 @@ class Refused(IngestError):
         super().__init__(detail)
         self.kind = kind
         self.detail = detail
+
+
+class Unauthorized(IngestError):
+    """The request carries no API key, or one that is not in the key file (401)."""
+
+
+class RateLimited(IngestError):
+    """The request's API key used up its rate limit; nothing was read or written (429)."""
+
+    def __init__(self, key: str, *, retry_after: int) -> None:
+        super().__init__(f"API key {key!r} is over its rate limit; retry after {retry_after} s")
+        self.key = key
+        self.retry_after = retry_after

@@ -18,7 +18,9 @@ from litestar.types import ExceptionHandlersMap
 from ingest.exceptions import (
     FieldError,
     InvalidRequest,
+    RateLimited,
     Refused,
+    Unauthorized,
     Unavailable,
     UnsupportedMediaType,
 )
@@ -41,6 +43,8 @@ _TITLES = {
     "unavailable": (503, "Temporarily unavailable"),
     "event-too-large": (413, "Event too large for Kafka"),
     "kafka-refused": (500, "Kafka refused the event"),
+    "unauthorized": (401, "Unauthorized"),
+    "rate-limited": (429, "Too many requests"),
 }
 
 
@@ -78,6 +82,18 @@ def exception_handlers(stats: IngestStats) -> ExceptionHandlersMap:
             headers={"Retry-After": str(exc.retry_after)},
             reason=exc.reason,
         )
+
+    def unauthorized(_: Request[Any, Any, Any], exc: Unauthorized) -> Response[Any]:
+        stats.rejected("unauthorized")
+        return _problem("unauthorized", str(exc), headers={"WWW-Authenticate": "Bearer"})
+
+    def rate_limited(_: Request[Any, Any, Any], exc: RateLimited) -> Response[Any]:
+        stats.rejected("rate-limited")
+        stats.by_key(exc.key, "rate-limited")
+        log.info(
+            "request refused: over the rate limit key=%s retry_after=%ds", exc.key, exc.retry_after
+        )
+        return _problem("rate-limited", str(exc), headers={"Retry-After": str(exc.retry_after)})
 
     def refused(_: Request[Any, Any, Any], exc: Refused) -> Response[Any]:
         if _TITLES[exc.kind][0] < 500:
@@ -129,6 +145,8 @@ def exception_handlers(stats: IngestStats) -> ExceptionHandlersMap:
         InvalidRequest: invalid_request,
         UnsupportedMediaType: unsupported_media_type,
         Unavailable: unavailable,
+        Unauthorized: unauthorized,
+        RateLimited: rate_limited,
         Refused: refused,
         HTTPException: http_exception,
         Exception: unexpected,

@@ -19,7 +19,10 @@ from ingest.exceptions import Refused, Unavailable
 from ingest.refusals import Disposition, disposition
 from ingest.stats import IngestStats
 
-__all__ = ["EventProducer", "EventPublisher", "Failure"]
+__all__ = ["HEADER_INGEST_KEY", "EventProducer", "EventPublisher", "Failure"]
+
+HEADER_INGEST_KEY = "ingest-key"
+"""Record header naming the API key (its name, never the key) that wrote the event."""
 
 Failure = Unavailable | Refused
 """Why one event was not stored: try again later, or Kafka will not take it."""
@@ -74,13 +77,14 @@ class EventPublisher:
         """From now on every publish is refused (shutdown has begun)."""
         self._stopping = True
 
-    async def publish(self, event: Event) -> Delivered:
+    async def publish(self, event: Event, *, key_name: str | None = None) -> Delivered:
         """Write one event; return where Kafka stored it, or raise ``Unavailable`` (try again
-        later) or ``Refused`` (Kafka will not store it)."""
+        later) or ``Refused`` (Kafka will not store it). ``key_name``: the API key's name, for
+        the record's ``ingest-key`` header."""
         self._refuse_if_stopping()
         try:
             async with asyncio.timeout(self._ack_timeout):
-                delivered = await self._produce(event)
+                delivered = await self._produce(event, key_name)
         except (TimeoutError, ProduceError) as exc:
             failure = self._failure(exc)
             self._record_failures([failure], event)
@@ -88,7 +92,9 @@ class EventPublisher:
         self._record_successes(1)
         return delivered
 
-    async def publish_batch(self, events: Sequence[Event]) -> list[Delivered | Failure]:
+    async def publish_batch(
+        self, events: Sequence[Event], *, key_name: str | None = None
+    ) -> list[Delivered | Failure]:
         """Write events in order; each result is where Kafka stored it or why it did not.
 
         When Kafka acknowledged none of them, raises instead: ``Refused`` if Kafka refused
@@ -99,7 +105,7 @@ class EventPublisher:
         # the order of its produce() calls even when some must wait for room in a full queue;
         # so the records are enqueued (and, the producer being idempotent, stored) in the
         # batch's order.
-        tasks = [asyncio.ensure_future(self._produce(event)) for event in events]
+        tasks = [asyncio.ensure_future(self._produce(event, key_name)) for event in events]
         _, pending = await asyncio.wait(tasks, timeout=self._ack_timeout)
         for task in pending:
             task.cancel()
@@ -133,8 +139,10 @@ class EventPublisher:
             retry_after=self._retry_after,
         )
 
-    async def _produce(self, event: Event) -> Delivered:
+    async def _produce(self, event: Event, key_name: str | None) -> Delivered:
         key, value, headers = encode(event)
+        if key_name is not None:
+            headers.append((HEADER_INGEST_KEY, key_name.encode()))
         if not self._traced:
             return await self._producer.produce(self._topic, key=key, value=value, headers=headers)
         with tracer.start_as_current_span(

@@ -17,6 +17,7 @@ from litestar.params import HeaderParameter
 
 from eventlog.producer import Delivered
 from eventlog.record import Event
+from ingest.authentication import KEY_STATE, Authentication
 from ingest.backpressure import RequestSlots
 from ingest.problems import PROBLEM_MEDIA_TYPE
 from ingest.publisher import EventPublisher, Failure
@@ -66,6 +67,7 @@ class RouteContext:
     slots: RequestSlots
     readiness: Readiness
     watch: KafkaWatch
+    authentication: Authentication
 
 
 def routes(ctx: RouteContext) -> list[HTTPRouteHandler]:
@@ -89,7 +91,7 @@ def routes(ctx: RouteContext) -> list[HTTPRouteHandler]:
                 payload=event_in.payload,
                 received_at_ms=received_at_ms,
             )
-            delivered = await publisher.publish(event)
+            delivered = await publisher.publish(event, key_name=request.state.get(KEY_STATE))
         return Accepted(id=event.id, partition=delivered.partition, offset=delivered.offset)
 
     async def post_batch(
@@ -117,7 +119,7 @@ def routes(ctx: RouteContext) -> list[HTTPRouteHandler]:
                 )
                 for index, item in enumerate(items)
             ]
-            outcomes = await publisher.publish_batch(events)
+            outcomes = await publisher.publish_batch(events, key_name=request.state.get(KEY_STATE))
         pairs = zip(events, outcomes, strict=True)
         results = [_item_result(i, event, outcome) for i, (event, outcome) in enumerate(pairs)]
         failed = sum(r.status == "failed" for r in results)
@@ -142,6 +144,10 @@ def routes(ctx: RouteContext) -> list[HTTPRouteHandler]:
 
     event_schema = _event_schema(settings.max_user_id_length)
     errors = _error_responses()
+    auth = ctx.authentication
+    event_errors = (
+        (400, 413, 415, 422, 503) if auth.ring is None else (400, 401, 413, 415, 422, 429, 503)
+    )
     return [
         put(
             "/events",
@@ -149,7 +155,8 @@ def routes(ctx: RouteContext) -> list[HTTPRouteHandler]:
             response_description="Kafka acknowledged the event (all in-sync replicas).",
             request_max_body_size=settings.max_event_bytes,
             operation_class=_with_body(event_schema, "One event."),
-            responses={k: errors[k] for k in (400, 413, 415, 422, 503)},
+            responses={k: errors[k] for k in event_errors},
+            guards=[auth.events],
             summary="Store one event",
             tags=["events"],
         )(put_event),
@@ -167,7 +174,8 @@ def routes(ctx: RouteContext) -> list[HTTPRouteHandler]:
                 ),
                 f"1 to {settings.max_batch_events} events, stored in this order.",
             ),
-            responses={k: errors[k] for k in (400, 413, 415, 422, 503)},
+            responses={k: errors[k] for k in event_errors},
+            guards=[auth.events],
             summary="Store a batch of events",
             tags=["events"],
         )(post_batch),
@@ -197,6 +205,8 @@ def routes(ctx: RouteContext) -> list[HTTPRouteHandler]:
             summary="Prometheus metrics",
             tags=["operations"],
             media_type=METRICS_MEDIA_TYPE,
+            guards=[auth.metrics] if settings.metrics_need_key else [],
+            responses={401: errors[401]} if settings.metrics_need_key else None,
         )(metrics),
     ]
 
@@ -255,6 +265,9 @@ def _with_body(schema: Schema, description: str) -> type[Operation]:
 def _error_responses() -> dict[int, ResponseSpec]:
     described = {
         400: "Malformed JSON, or an invalid Idempotency-Key header.",
+        401: "No API key, or one ingest does not know (`Authorization: Bearer <key>`).",
+        429: "The API key is over its rate limit; retry after `Retry-After` seconds. "
+        "Nothing was written.",
         413: "The body is larger than the configured limit.",
         415: "Content-Type is not application/json.",
         422: "Well-formed JSON that is not a valid event (batch: not a valid batch); "

@@ -77,6 +77,16 @@ class IngestSettings:
     one, or, if none is idle, is served for health checks only. Lowered at start-up if the
     file descriptor limit cannot hold it. Bounds memory with ``max_batch_bytes``: each
     connection holds at most one body."""
+    api_keys_file: str | None = None
+    """File of ``name:sha256-hex`` lines (``ingest.api_keys``); when set, event requests need
+    ``Authorization: Bearer <key>``. ``None``: ingest is open to anyone who can reach it."""
+    key_rate: float = 0.0
+    """Event requests per second each API key may send (its token bucket's refill); 0: no
+    limit."""
+    key_burst: int = 20
+    """Event requests an API key may send at once after a quiet spell (its bucket's size)."""
+    metrics_need_key: bool = False
+    """Whether ``/metrics`` needs an API key too (``/healthz`` and ``/readyz`` never do)."""
 
     def __post_init__(self) -> None:
         problems = list(self._problems())
@@ -98,12 +108,17 @@ class IngestSettings:
             "max_concurrent_requests",
             "max_header_bytes",
             "max_connections",
+            "key_burst",
         ):
             if getattr(self, name) < 1:
                 yield f"{name} must be at least 1, got {getattr(self, name)}"
         yield from self._duration_problems()
         if not (math.isfinite(self.ack_timeout) and self.ack_timeout >= 0.1):
             yield f"ack_timeout must be at least 0.1 s, got {self.ack_timeout}"
+        if not (math.isfinite(self.key_rate) and self.key_rate >= 0):
+            yield f"key_rate must be a number of requests per second >= 0, got {self.key_rate}"
+        if self.metrics_need_key and self.api_keys_file is None:
+            yield "metrics_need_key needs api_keys_file (there are no keys to ask for)"
         if self.retry_after < 0:
             yield f"retry_after must be >= 0, got {self.retry_after}"
         if self.max_event_bytes > KAFKA_MESSAGE_LIMIT - _RECORD_HEADROOM:

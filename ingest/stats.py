@@ -22,6 +22,7 @@ class IngestStats:
         self._rejected: Counter[str] = Counter()
         self._unavailable: Counter[str] = Counter()
         self._failed: Counter[str] = Counter()
+        self._by_key: Counter[tuple[str, str]] = Counter()
         meter = metrics.get_meter("ingest")
         meter.create_observable_counter(
             "ingest_events_accepted", unit="{event}",
@@ -47,6 +48,13 @@ class IngestStats:
             "ingest_requests_failed", unit="{request}",
             callbacks=[lambda _: _by_reason(self._failed)],
             description="Requests answered 500 (Kafka refused for good, or a bug), by reason.",
+        )  # fmt: skip
+
+        meter.create_observable_counter(
+            "ingest_key_requests", unit="{request}",
+            callbacks=[lambda _: _by_key(self._by_key)],
+            description="Event requests by API key name (never the key) and outcome: "
+            "admitted, or rate-limited.",
         )  # fmt: skip
 
     @property
@@ -79,7 +87,15 @@ class IngestStats:
     def failed(self, reason: str) -> None:
         self._failed[reason] += 1
 
+    def by_key(self, key: str, outcome: str) -> None:
+        """One event request of API key ``key`` (its name), ``admitted`` or ``rate-limited``."""
+        self._by_key[key, outcome] += 1
+
 
 def _by_reason(counts: Counter[str]) -> list[Observation]:
     # list() copies atomically under the GIL while the event loop keeps counting.
     return [Observation(n, {"reason": reason}) for reason, n in list(counts.items())]
+
+
+def _by_key(counts: Counter[tuple[str, str]]) -> list[Observation]:
+    return [Observation(n, {"key": key, "outcome": o}) for (key, o), n in list(counts.items())]

@@ -1,0 +1,175 @@
+"""Authenticated ingest under a real server and broker: who may write, how often, and proof
+from the topic that refused requests wrote nothing."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from ingest import IngestSettings
+from ingest.api_keys import key_line
+from tests.ingest.conftest import end_offsets, read_topic, serving
+from tests.ingest.waiting import until_async
+
+pytestmark = pytest.mark.kafka
+
+BILLING = "billing-key-" + "b" * 31
+CRM = "crm-key-" + "c" * 35
+EVENT = {"user_id": "u-1", "payload": "{}"}
+
+
+def key_file(tmp_path: Path, *pairs: tuple[str, str]) -> Path:
+    path = tmp_path / "keys.txt"
+    path.write_text("".join(key_line(name, key) + "\n" for name, key in pairs))
+    return path
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def ingest_key(headers: Any) -> bytes:
+    found = [value for name, value in headers or [] if name == "ingest-key"]
+    assert len(found) == 1
+    assert isinstance(found[0], bytes)
+    return found[0]
+
+
+def url(server: object, path: str) -> str:
+    return f"http://127.0.0.1:{server.config.port}{path}"  # type: ignore[attr-defined]
+
+
+async def test_keys_rate_limits_and_nothing_written_for_refused_requests(
+    ingest_settings: IngestSettings, tmp_path: Path
+) -> None:
+    settings = dataclasses.replace(
+        ingest_settings,
+        api_keys_file=str(key_file(tmp_path, ("billing", BILLING), ("crm", CRM))),
+        key_rate=0.01,
+        key_burst=3,
+    )
+    async with serving(settings) as server, httpx.AsyncClient(timeout=30) as client:
+        missing = await client.put(url(server, "/events"), json=EVENT)
+        wrong = await client.put(url(server, "/events"), json=EVENT, headers=bearer(CRM + "x"))
+        basic = await client.put(
+            url(server, "/events"), json=EVENT, headers={"Authorization": f"Basic {BILLING}"}
+        )
+        batch_without = await client.post(url(server, "/events/batch"), json=[EVENT])
+        accepted = [
+            await client.put(url(server, "/events"), json=EVENT, headers=bearer(BILLING))
+            for _ in range(3)
+        ]
+        over = await client.put(url(server, "/events"), json=EVENT, headers=bearer(BILLING))
+        other_key = await client.post(
+            url(server, "/events/batch"), json=[EVENT, EVENT], headers=bearer(CRM)
+        )
+        health = [(await client.get(url(server, p))).status_code for p in ("/healthz", "/readyz")]
+        metrics = (await client.get(url(server, "/metrics"))).text
+
+    for refused in (missing, wrong, basic, batch_without):
+        assert refused.status_code == 401
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert refused.headers["www-authenticate"] == "Bearer"
+        problem = refused.json()
+        assert problem["type"] == "urn:event-delivery:problem:unauthorized"
+        assert problem["status"] == 401
+        assert set(problem) == {"type", "title", "status", "detail"}
+    assert [r.status_code for r in accepted] == [202, 202, 202]
+    assert over.status_code == 429
+    assert over.json()["type"] == "urn:event-delivery:problem:rate-limited"
+    assert int(over.headers["retry-after"]) >= 1
+    assert other_key.status_code == 202, "each key has its own bucket"
+    assert health == [200, 200]
+
+    records = read_topic(settings.bootstrap_servers, settings.topic, 5)
+    assert sum(end_offsets(settings.bootstrap_servers, settings.topic)) == 5
+    names = sorted(ingest_key(record.headers()) for record in records)
+    assert names == [b"billing", b"billing", b"billing", b"crm", b"crm"]
+
+    # (the key metric's values are checked end to end, in tests/security)
+    for secret in (BILLING, CRM):
+        assert secret not in metrics
+
+
+async def test_keys_are_added_and_revoked_without_a_restart(
+    ingest_settings: IngestSettings, tmp_path: Path
+) -> None:
+    path = key_file(tmp_path, ("billing", BILLING))
+    settings = dataclasses.replace(ingest_settings, api_keys_file=str(path))
+    async with serving(settings) as server, httpx.AsyncClient(timeout=30) as client:
+
+        async def status(key: str) -> int:
+            answer = await client.put(url(server, "/events"), json=EVENT, headers=bearer(key))
+            return answer.status_code
+
+        assert await status(CRM) == 401
+        path.write_text(key_line("billing", BILLING) + "\n" + key_line("crm", CRM) + "\n")
+
+        async def crm_let_in() -> bool:
+            return await status(CRM) == 202
+
+        await until_async(crm_let_in, within=10, interval=0.1, what="a new key is let in")
+        path.write_text(key_line("crm", CRM) + "\n")
+
+        async def billing_revoked() -> bool:
+            return await status(BILLING) == 401
+
+        await until_async(billing_revoked, within=10, interval=0.1, what="a key is revoked")
+
+
+async def test_sighup_rereads_the_file_at_once(
+    ingest_settings: IngestSettings, tmp_path: Path
+) -> None:
+    path = key_file(tmp_path, ("billing", BILLING))
+    settings = dataclasses.replace(ingest_settings, api_keys_file=str(path))
+    async with serving(settings) as server, httpx.AsyncClient(timeout=30) as client:
+        before = os.stat(path)
+        # Same size, same inode, same mtime: only SIGHUP can tell ingest the file changed.
+        with path.open("r+") as file:
+            file.write(key_line("crmcrmc", CRM) + "\n")
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+        assert os.stat(path).st_size == before.st_size
+        os.kill(os.getpid(), signal.SIGHUP)
+
+        async def crm_let_in() -> bool:
+            answer = await client.put(url(server, "/events"), json=EVENT, headers=bearer(CRM))
+            return answer.status_code == 202
+
+        await until_async(crm_let_in, within=10, interval=0.05, what="SIGHUP re-read the file")
+
+
+async def test_metrics_can_be_put_behind_the_keys(
+    ingest_settings: IngestSettings, tmp_path: Path
+) -> None:
+    settings = dataclasses.replace(
+        ingest_settings,
+        api_keys_file=str(key_file(tmp_path, ("prometheus", CRM))),
+        metrics_need_key=True,
+    )
+    async with serving(settings) as server, httpx.AsyncClient(timeout=30) as client:
+        without = await client.get(url(server, "/metrics"))
+        with_key = await client.get(url(server, "/metrics"), headers=bearer(CRM))
+        ready = await client.get(url(server, "/readyz"))
+    assert without.status_code == 401
+    assert without.json()["type"] == "urn:event-delivery:problem:unauthorized"
+    assert with_key.status_code == 200
+    assert ready.status_code == 200
+
+
+async def test_without_keys_ingest_is_open_and_says_so_once(
+    ingest_settings: IngestSettings, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, "ingest"):
+        async with serving(ingest_settings) as server, httpx.AsyncClient(timeout=30) as client:
+            answer = await client.put(url(server, "/events"), json=EVENT)
+    assert answer.status_code == 202
+    open_lines = [r for r in caplog.records if "ingest is open" in r.getMessage()]
+    assert len(open_lines) == 1
+    assert open_lines[0].levelno == logging.WARNING
