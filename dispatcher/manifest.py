@@ -30,6 +30,8 @@ from dispatcher.exceptions import ManifestError
 from dispatcher.manifest_file import read_document
 from dispatcher.parking import ParkingPolicy
 from dispatcher.retry import RetryPolicy
+from eventlog.kafka_security import SECRET_KEYS as _KAFKA_SECRET_KEYS
+from eventlog.kafka_security import SECURITY_KEYS, SecurityError, security_settings
 from eventlog.topics import RETENTION_24H_MS
 
 __all__ = [
@@ -141,6 +143,9 @@ class Manifest:
     min_insync_replicas: int | None = None
     """``min.insync.replicas`` of the topics the dispatcher creates (2 with 3 replicas); the
     broker's default when ``None``. ``KAFKA_MIN_INSYNC_REPLICAS`` overrides it."""
+    security: Mapping[str, str] = field(default_factory=dict)
+    """librdkafka TLS and SASL settings (``security.protocol`` ...) every client of this
+    manifest's cluster gets (``eventlog.kafka_security``); empty for a PLAINTEXT cluster."""
 
     def group_id(self, destination: DestinationSpec) -> str:
         """The consumer group of ``destination``: ``<group_prefix>.<name>``."""
@@ -193,6 +198,7 @@ def load_manifest(
         bootstrap_servers=kafka.bootstrap_servers,
         replication_factor=kafka.replication_factor,
         min_insync_replicas=kafka.min_insync_replicas,
+        security=kafka.security,
         destinations=_destinations(
             top["destinations"],
             where,
@@ -458,9 +464,10 @@ class _Kafka:
     bootstrap_servers: str
     replication_factor: int
     min_insync_replicas: int | None
+    security: Mapping[str, str]
 
 
-_KAFKA_KEYS = ("bootstrap_servers", "replication_factor", "min_insync_replicas")
+_KAFKA_KEYS = ("bootstrap_servers", "replication_factor", "min_insync_replicas", *SECURITY_KEYS)
 _SERVERS_RULE = "write host:port[,host:port...] with ports 1 to 65535"
 _SERVER = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):(?P<port>[0-9]+)", re.ASCII)
 
@@ -483,7 +490,34 @@ def _kafka(raw: object, where: _Where, environ: Mapping[str, str]) -> _Kafka:
             f"{min_insync} is above replication_factor {replication}; no write could ever be"
             " acknowledged by all of them",
         )
-    return _Kafka(_bootstrap_servers(section, where, environ), replication, min_insync)
+    return _Kafka(
+        _bootstrap_servers(section, where, environ),
+        replication,
+        min_insync,
+        _security(section, where, environ),
+    )
+
+
+def _security(
+    section: Mapping[object, object], where: _Where, environ: Mapping[str, str]
+) -> dict[str, str]:
+    """The TLS and SASL keys of ``kafka``, ``${VAR}`` expanded, under their ``KAFKA_*``."""
+    given: dict[str, str] = {}
+    secrets: dict[str, str] = {}
+    for key in SECURITY_KEYS:
+        if key not in section:
+            continue
+        field = f"kafka.{key}"
+        if key in _KAFKA_SECRET_KEYS:
+            _require_references(section[key], where, field)
+        value = section[key]
+        if not isinstance(value, str):
+            raise where.error(field, f"expected a string, got {_kind(value)}")
+        given[key] = str(_expand(value, field, where, environ, secrets))
+    try:
+        return security_settings(given, environ)
+    except SecurityError as exc:
+        raise replace(where, secrets=secrets).error(f"kafka.{exc.key}", exc.problem) from None
 
 
 def _bootstrap_servers(

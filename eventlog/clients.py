@@ -1,6 +1,7 @@
 """Kafka client settings shared by ingest and dispatchers, in one place.
 
-Values are librdkafka configuration properties; callers add their own overrides. ``logger``
+Values are librdkafka configuration properties; callers add their own overrides. ``security``
+(``eventlog.kafka_security``: TLS and SASL settings of the cluster) is merged into each. ``logger``
 (see ``eventlog.kafka_logs``) routes librdkafka's own log lines through Python logging instead
 of raw lines on stderr; they are then served from the client's ``poll()``/``consume()``.
 """
@@ -8,6 +9,7 @@ of raw lines on stderr; they are then served from the client's ``poll()``/``cons
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any, Literal
 
 __all__ = ["admin_config", "consumer_config", "producer_config"]
@@ -16,7 +18,11 @@ ClientConfig = dict[str, Any]
 
 
 def producer_config(
-    bootstrap_servers: str, *, logger: logging.Logger | None = None, **overrides: Any
+    bootstrap_servers: str,
+    *,
+    security: Mapping[str, str] | None = None,
+    logger: logging.Logger | None = None,
+    **overrides: Any,
 ) -> ClientConfig:
     """An idempotent producer that places keys exactly as Java clients do."""
     config: ClientConfig = {
@@ -35,7 +41,7 @@ def producer_config(
         "delivery.timeout.ms": 30_000,
         "log_level": 3,
     }
-    return _finish(config, logger, overrides)
+    return _finish(config, security, logger, overrides)
 
 
 def consumer_config(
@@ -43,6 +49,7 @@ def consumer_config(
     group_id: str,
     *,
     start_from: Literal["earliest", "latest"] = "earliest",
+    security: Mapping[str, str] | None = None,
     logger: logging.Logger | None = None,
     **overrides: Any,
 ) -> ClientConfig:
@@ -71,20 +78,28 @@ def consumer_config(
         "fetch.queue.backoff.ms": 50,
         "log_level": 3,
     }
-    return _finish(config, logger, overrides)
+    return _finish(config, security, logger, overrides)
 
 
 def admin_config(
-    bootstrap_servers: str, *, logger: logging.Logger | None = None, **overrides: Any
+    bootstrap_servers: str,
+    *,
+    security: Mapping[str, str] | None = None,
+    logger: logging.Logger | None = None,
+    **overrides: Any,
 ) -> ClientConfig:
     """An admin client's settings."""
     config: ClientConfig = {"bootstrap.servers": bootstrap_servers, "log_level": 3}
-    return _finish(config, logger, overrides)
+    return _finish(config, security, logger, overrides)
 
 
 def _finish(
-    config: ClientConfig, logger: logging.Logger | None, overrides: dict[str, Any]
+    config: ClientConfig,
+    security: Mapping[str, str] | None,
+    logger: logging.Logger | None,
+    overrides: dict[str, Any],
 ) -> ClientConfig:
+    config.update(security or {})
     if logger is not None:
         config["logger"] = logger
     config.update(overrides)

@@ -58,7 +58,10 @@ def create_app(settings: IngestSettings, *, producer: EventProducer | None = Non
     writes = WriteHealth(hold=settings.readiness_hold)
     if producer is None:
         config = producer_config(
-            settings.bootstrap_servers, **settings.producer_overrides(), error_cb=watch.on_error
+            settings.bootstrap_servers,
+            security=settings.kafka_security,
+            **settings.producer_overrides(),
+            error_cb=watch.on_error,
         )
         producer = AsyncProducer(config, queue_full_wait=settings.backpressure_wait)
     publisher = EventPublisher(
@@ -177,7 +180,9 @@ async def _ensure_topic_until_done(settings: IngestSettings, readiness: Readines
     # Kafka may still be starting (``up`` starts it beside ingest): retry with a clear line
     # rather than fail, and meanwhile answer /readyz with 503.
     # Its failures come back as exceptions, logged below once per attempt.
-    admin = AdminClient(admin_config(settings.bootstrap_servers, log_level=0))
+    admin = AdminClient(
+        admin_config(settings.bootstrap_servers, security=settings.kafka_security, log_level=0)
+    )
     delay = 0.5
     attempt = 1
     while True:

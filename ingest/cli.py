@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import signal
+import sys
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -15,7 +16,10 @@ import click
 import uvicorn
 from litestar import Litestar
 
+from eventlog.clients import admin_config
+from eventlog.credentials import credentials_refused
 from eventlog.exceptions import EventDeliveryError
+from eventlog.kafka_security import ENVIRONMENT, SecurityError, security_settings
 from eventlog.logs import configure_logging
 from eventlog.telemetry import configure_metrics, configure_tracing, shutdown_tracing
 from ingest.api_keys import KeyFileError, key_line, new_key
@@ -163,6 +167,36 @@ _DEFAULTS = IngestSettings()
     help="Connections open at once per worker; past it the longest-idle one is closed.",
 )
 @click.option(
+    "--kafka-security-protocol",
+    envvar=ENVIRONMENT["security_protocol"],
+    default=None,
+    help="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (env KAFKA_SECURITY_PROTOCOL)  "
+    "[default: PLAINTEXT]",
+)
+@click.option(
+    "--kafka-sasl-mechanism",
+    envvar=ENVIRONMENT["sasl_mechanism"],
+    default=None,
+    help="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (env KAFKA_SASL_MECHANISM); the password is "
+    "read from KAFKA_SASL_PASSWORD only, never a flag  [default: SCRAM-SHA-512]",
+)
+@click.option(
+    "--kafka-sasl-username", envvar=ENVIRONMENT["sasl_username"], default=None,
+    help="SASL user name (env KAFKA_SASL_USERNAME).",
+)  # fmt: skip
+@click.option(
+    "--kafka-ssl-ca-location", envvar=ENVIRONMENT["ssl_ca_location"], default=None,
+    help="CA certificate(s) to trust, PEM (env KAFKA_SSL_CA_LOCATION)  [default: the system's]",
+)  # fmt: skip
+@click.option(
+    "--kafka-ssl-certificate-location", envvar=ENVIRONMENT["ssl_certificate_location"],
+    default=None, help="Client certificate, PEM (env KAFKA_SSL_CERTIFICATE_LOCATION).",
+)  # fmt: skip
+@click.option(
+    "--kafka-ssl-key-location", envvar=ENVIRONMENT["ssl_key_location"], default=None,
+    help="Client certificate's key, PEM (env KAFKA_SSL_KEY_LOCATION).",
+)  # fmt: skip
+@click.option(
     "--api-keys-file",
     default=None,
     type=click.Path(dir_okay=False),
@@ -214,11 +248,19 @@ def main(
     """
     if ctx.invoked_subcommand is not None:
         return
+    kafka_security = _kafka_security(security_values(settings_values))
     try:
-        settings = IngestSettings(**settings_values)
+        settings = IngestSettings(**settings_values, kafka_security=kafka_security)
     except SettingsError as exc:
         raise click.UsageError(str(exc)) from None
     configure_logging(log_level)
+    if settings.kafka_security and (
+        refused := credentials_refused(
+            admin_config(settings.bootstrap_servers, security=settings.kafka_security)
+        )
+    ):
+        click.echo(f"error: {refused}", err=True)
+        sys.exit(1)
     if settings.api_keys_file:
         try:  # the file is read here too, so a bad one stops ingest before it listens
             KeyRing(Path(settings.api_keys_file))
@@ -286,6 +328,28 @@ def api_key_new(name: str, path: Path) -> None:
         file.write(f"{separator}{line}\n")
     click.echo(f"added key {name!r} to {path}; send it as: Authorization: Bearer <key>", err=True)
     click.echo(key)
+
+
+def security_values(settings_values: dict[str, Any]) -> dict[str, str]:
+    """The ``--kafka-*`` security options given (taken out of ``settings_values``)."""
+    given = {}
+    for key in ENVIRONMENT:
+        value = settings_values.pop(f"kafka_{key}", None)
+        if value is not None:
+            given[key] = value
+    return given
+
+
+def _kafka_security(given: dict[str, str]) -> dict[str, str]:
+    # The password comes only from the environment: a flag would show in `ps`.
+    password = ENVIRONMENT["sasl_password"]
+    try:
+        return security_settings(given, {password: os.environ.get(password, "")})
+    except SecurityError as exc:
+        option = f"--kafka-{exc.key.replace('_', '-')}"
+        if exc.key == "sasl_password":
+            option = password
+        raise click.UsageError(f"{option}: {exc.problem}") from None
 
 
 def server_options(settings: IngestSettings) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from eventlog.topics import TopicSpec
@@ -87,6 +87,9 @@ class IngestSettings:
     """Event requests an API key may send at once after a quiet spell (its bucket's size)."""
     metrics_need_key: bool = False
     """Whether ``/metrics`` needs an API key too (``/healthz`` and ``/readyz`` never do)."""
+    kafka_security: dict[str, str] = field(default_factory=dict)
+    """librdkafka TLS and SASL settings (``security.protocol`` ...) of every Kafka client
+    ingest builds, from ``eventlog.kafka_security.security_settings``; empty: PLAINTEXT."""
 
     def __post_init__(self) -> None:
         problems = list(self._problems())

@@ -1,0 +1,46 @@
+"""Does the cluster take our credentials? Asked once at start-up, before any other client.
+
+librdkafka treats a refused login like an unreachable broker: it retries forever, logging
+each attempt. A wrong password or an untrusted certificate never fixes itself, so ingest and
+the dispatcher ask first and stop with one line instead. A cluster that does not answer at all
+is not a credentials problem: they carry on and wait for it as before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient
+
+__all__ = ["credentials_refused"]
+
+_REFUSALS = {
+    KafkaError._AUTHENTICATION,  # librdkafka's own (local) error codes start with _
+    KafkaError.SASL_AUTHENTICATION_FAILED,
+    KafkaError._SSL,
+}
+
+
+def credentials_refused(config: Mapping[str, Any], *, timeout: float = 10.0) -> str | None:
+    """Why the cluster refuses the credentials in ``config`` (one line), or ``None``.
+
+    ``None`` too when no broker answered within ``timeout`` (then nothing is known yet).
+    """
+    refused: list[str] = []
+
+    def on_error(error: KafkaError) -> None:
+        if error.code() in _REFUSALS and not refused:
+            refused.append(error.str())
+
+    quiet: dict[str, Any] = {key: value for key, value in config.items() if key != "logger"}
+    quiet.update(error_cb=on_error, log_level=0)
+    admin = AdminClient(quiet)
+    # All brokers down raises: refused, if error_cb said why; else unreachable.
+    with contextlib.suppress(KafkaException):
+        admin.list_topics(timeout=timeout)
+    if not refused:
+        return None
+    return f"kafka refused the credentials at {config.get('bootstrap.servers')}: {refused[0]}"
