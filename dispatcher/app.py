@@ -25,6 +25,7 @@ from dispatcher.park_records import park_topic
 from dispatcher.park_store import ParkWriter
 from dispatcher.worker import DestinationWorker, WorkerStats
 from eventlog.clients import admin_config, producer_config
+from eventlog.credentials import credentials_refused
 from eventlog.exceptions import TopicError
 from eventlog.producer import AsyncProducer
 from eventlog.topics import TopicSpec, TopicState, ensure_topic
@@ -69,7 +70,9 @@ async def run_dispatcher(
     for manifest in manifests:
         producer = producers.get(manifest.bootstrap_servers)
         if producer is None:
-            producer = AsyncProducer(producer_config(manifest.bootstrap_servers))
+            producer = AsyncProducer(
+                producer_config(manifest.bootstrap_servers, security=manifest.security)
+            )
             producer.start()
             producers[manifest.bootstrap_servers] = producer
         dead_letters = DeadLetterWriter(producer, manifest.dead_letter_topic)
@@ -138,7 +141,11 @@ async def _topics_ready(
     then ``None``). Returns the events topic's state per manifest path."""
     events: dict[object, TopicState] = {}
     for manifest in manifests:
-        admin = AdminClient(admin_config(manifest.bootstrap_servers))
+        config = admin_config(manifest.bootstrap_servers, security=manifest.security)
+        # A refused login never fixes itself: one line and exit 1, not a retry loop.
+        if manifest.security and (refused := await asyncio.to_thread(credentials_refused, config)):
+            raise RuntimeError(refused)
+        admin = AdminClient(config)
         copies = manifest.replication_factor
         min_isr = manifest.min_insync_replicas
         spec = TopicSpec(
