@@ -118,6 +118,7 @@ class DestinationWorker:
             bootstrap_servers,
             self.group_id,
             start_from=manifest.start_from,
+            security=manifest.security,
             on_commit=self._on_commit,
             **(consumer_overrides or {}),
         )
@@ -125,7 +126,9 @@ class DestinationWorker:
         # of retention must be said out loud, and only a brand-new group honours start_from.
         self._config["auto.offset.reset"] = "error"
         self._consumer_factory = consumer_factory
-        self._reader_factory = reader_factory or (lambda: ParkReader(bootstrap_servers, park.topic))
+        self._reader_factory = reader_factory or (
+            lambda: ParkReader(bootstrap_servers, park.topic, **manifest.security)
+        )
         self._scheduler: KeyedScheduler[Job, _Key] = KeyedScheduler(spec.concurrency)
         self._partitions = Partitions()
         self._tasks: dict[_Key, tuple[asyncio.Task[None], Job]] = {}
