@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
@@ -36,10 +36,13 @@ def read_to_end(
     starts: dict[int, int | None] | None = None,
     *,
     timeout: float = 30.0,
+    security: Mapping[str, str] | None = None,
 ) -> Iterator[Message]:
     """Records of ``topic`` from ``starts`` (partition -> offset, ``None`` for the earliest;
     every partition from its start when ``starts`` is ``None``) up to the current end."""
-    config = consumer_config(bootstrap_servers, f"reader-{uuid.uuid4().hex}", log_level=0)
+    config = consumer_config(
+        bootstrap_servers, f"reader-{uuid.uuid4().hex}", security=security, log_level=0
+    )
     config["enable.partition.eof"] = True
     consumer = Consumer(config)
     try:
