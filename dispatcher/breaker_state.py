@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Mapping
 
 import msgspec
 from confluent_kafka import Consumer, KafkaError, TopicPartition
@@ -70,11 +71,18 @@ class StatePublisher:
 
 
 def read_breakers(
-    bootstrap: str, topic: str, *, timeout: float = 5.0
+    bootstrap: str,
+    topic: str,
+    *,
+    timeout: float = 5.0,
+    security: Mapping[str, str] | None = None,
 ) -> dict[str, list[BreakerRecord]]:
     """The latest breaker record of every live member, by destination (blocking)."""
     consumer = Consumer(
-        {**consumer_config(bootstrap, "status-state", log_level=0), "enable.partition.eof": True}
+        {
+            **consumer_config(bootstrap, "status-state", security=security, log_level=0),
+            "enable.partition.eof": True,
+        }
     )
     latest: dict[bytes, BreakerRecord | None] = {}
     try:
