@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -148,10 +148,12 @@ def read_park(
     starts: dict[int, int | None],
     *,
     timeout: float = 30.0,
+    security: Mapping[str, str] | None = None,
 ) -> Iterator[ReadRecord]:
     """Every record of the given park partitions from ``starts`` (``None``: the beginning) to
     their end as of now. Blocking: for the commands, not the worker's loop."""
-    for message in read_to_end(bootstrap_servers, topic, starts, timeout=timeout):
+    messages = read_to_end(bootstrap_servers, topic, starts, timeout=timeout, security=security)
+    for message in messages:
         record = decode_message(message)
         if record is not None:
             yield record
@@ -169,10 +171,11 @@ def load_book(
     group: str,
     policy: ParkingPolicy,
     timeout: float = 30.0,
+    security: Mapping[str, str] | None = None,
 ) -> ParkBook:
     """A destination's parked users as its owners see them: every park partition read from
     the checkpoint the group last committed (blocking; for the commands)."""
-    probe = Consumer(consumer_config(bootstrap_servers, group, log_level=0))
+    probe = Consumer(consumer_config(bootstrap_servers, group, security=security, log_level=0))
     try:
         numbers = partitions_of(probe, park, timeout)
         asked = [TopicPartition(events_topic, p) for p in numbers]
@@ -186,6 +189,6 @@ def load_book(
     }
     book = ParkBook(policy)
     now = time.time()
-    for record in read_park(bootstrap_servers, park, starts, timeout=timeout):
+    for record in read_park(bootstrap_servers, park, starts, timeout=timeout, security=security):
         recover(book, record.partition, record.offset, record.read, now=now)
     return book
