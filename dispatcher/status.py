@@ -53,7 +53,12 @@ def collect_status(manifest: Manifest, *, timeout: float = 10.0) -> list[Destina
     """Ask the cluster; ``EventDeliveryError`` if it cannot be reached within ``timeout``."""
     # librdkafka would print every refused connection; the one error below says it all.
     probe = Consumer(
-        consumer_config(manifest.bootstrap_servers, f"status-{uuid.uuid4().hex}", log_level=0)
+        consumer_config(
+            manifest.bootstrap_servers,
+            f"status-{uuid.uuid4().hex}",
+            security=manifest.security,
+            log_level=0,
+        )
     )
     try:
         try:
@@ -72,7 +77,12 @@ def collect_status(manifest: Manifest, *, timeout: float = 10.0) -> list[Destina
     finally:
         probe.close()
     retention = _retention_seconds(manifest, timeout)
-    breakers = read_breakers(manifest.bootstrap_servers, state_topic(manifest.topic), timeout=3.0)
+    breakers = read_breakers(
+        manifest.bootstrap_servers,
+        state_topic(manifest.topic),
+        timeout=3.0,
+        security=manifest.security,
+    )
     rows = []
     for spec in manifest.destinations:
         row = _destination_status(manifest, spec.name, manifest.group_id(spec), ends, timeout)
@@ -93,7 +103,7 @@ def collect_status(manifest: Manifest, *, timeout: float = 10.0) -> list[Destina
 
 
 def _retention_seconds(manifest: Manifest, timeout: float) -> float | None:
-    admin = AdminClient(admin_config(manifest.bootstrap_servers))
+    admin = AdminClient(admin_config(manifest.bootstrap_servers, security=manifest.security))
     resource = ConfigResource(ResourceType.TOPIC, manifest.topic)
     try:
         entries = admin.describe_configs([resource])[resource].result(timeout=timeout)
@@ -122,7 +132,7 @@ def _parked_cells(
         book = load_book(
             manifest.bootstrap_servers, events_topic=manifest.topic,
             park=park_topic(manifest.topic, spec.name), group=manifest.group_id(spec),
-            policy=spec.parking, timeout=timeout,
+            policy=spec.parking, timeout=timeout, security=manifest.security,
         )  # fmt: skip
     except EventDeliveryError:
         return None, None  # no park topic yet: the destination never ran
@@ -136,7 +146,9 @@ def _destination_status(
     ends: dict[int, tuple[int, int]],
     timeout: float,
 ) -> DestinationStatus:
-    consumer = Consumer(consumer_config(manifest.bootstrap_servers, group, log_level=0))
+    consumer = Consumer(
+        consumer_config(manifest.bootstrap_servers, group, security=manifest.security, log_level=0)
+    )
     try:
         asked = [TopicPartition(manifest.topic, p) for p in ends]
         committed = {tp.partition: tp.offset for tp in consumer.committed(asked, timeout=timeout)}
