@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
@@ -41,7 +41,7 @@ def parked_users(
     book = load_book(
         manifest.bootstrap_servers, events_topic=manifest.topic,
         park=park_records.park_topic(manifest.topic, spec.name), group=manifest.group_id(spec),
-        policy=spec.parking, timeout=timeout,
+        policy=spec.parking, timeout=timeout, security=manifest.security,
     )  # fmt: skip
     found = [u for u in book.users() if user is None or u.user == user]
     return sorted(found, key=lambda u: (u.partition, u.user))
@@ -68,7 +68,7 @@ def request_replay(
     topic = park_records.park_topic(manifest.topic, spec.name)
     request = uuid.uuid4().hex[:12]
     asked = {u.partition for u in users}
-    producer = Producer(producer_config(manifest.bootstrap_servers))
+    producer = Producer(producer_config(manifest.bootstrap_servers, security=manifest.security))
     starts: dict[int, int] = {}
 
     def stored(error: KafkaError | None, message: object) -> None:
@@ -86,7 +86,7 @@ def request_replay(
         raise EventDeliveryError(f"could not write the replay request to {topic} in time")
     return _await_answers(
         manifest.bootstrap_servers, topic, request=request, starts=starts, timeout=timeout,
-        on_result=on_result,
+        on_result=on_result, security=manifest.security,
     )  # fmt: skip
 
 
@@ -98,8 +98,11 @@ def _await_answers(
     starts: dict[int, int],
     timeout: float,
     on_result: Callable[[ReadReplayResult], None],
+    security: Mapping[str, str],
 ) -> ReplayReport:
-    consumer = Consumer(consumer_config(bootstrap, f"replay-{request}", log_level=0))
+    consumer = Consumer(
+        consumer_config(bootstrap, f"replay-{request}", security=security, log_level=0)
+    )
     consumer.assign([TopicPartition(topic, p, offset) for p, offset in starts.items()])
     results: list[ReadReplayResult] = []
     answered: set[int] = set()
