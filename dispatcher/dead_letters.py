@@ -45,7 +45,10 @@ def read_letters(manifest: Manifest, destination: str, *, timeout: float = 30.0)
     """Every dead letter of ``destination``, oldest first (blocking)."""
     letters = []
     for message in read_to_end(
-        manifest.bootstrap_servers, manifest.dead_letter_topic, timeout=timeout
+        manifest.bootstrap_servers,
+        manifest.dead_letter_topic,
+        timeout=timeout,
+        security=manifest.security,
     ):
         raw = message.headers() or []
         pairs = raw.items() if isinstance(raw, dict) else raw
