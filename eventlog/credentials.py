@@ -9,6 +9,7 @@ is not a credentials problem: they carry on and wait for it as before.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,6 +18,7 @@ from confluent_kafka.admin import AdminClient
 
 __all__ = ["credentials_refused"]
 
+_ASK_EVERY = 1.0
 _REFUSALS = {
     KafkaError._AUTHENTICATION,  # librdkafka's own (local) error codes start with _
     KafkaError.SASL_AUTHENTICATION_FAILED,
@@ -38,9 +40,13 @@ def credentials_refused(config: Mapping[str, Any], *, timeout: float = 10.0) -> 
     quiet: dict[str, Any] = {key: value for key, value in config.items() if key != "logger"}
     quiet.update(error_cb=on_error, log_level=0)
     admin = AdminClient(quiet)
-    # All brokers down raises: refused, if error_cb said why; else unreachable.
-    with contextlib.suppress(KafkaException):
-        admin.list_topics(timeout=timeout)
+    deadline = time.monotonic() + timeout
+    while not refused and (left := deadline - time.monotonic()) > 0:
+        # All brokers down raises: refused, if error_cb says why; else not reachable yet.
+        with contextlib.suppress(KafkaException):
+            admin.list_topics(timeout=min(_ASK_EVERY, left))
+            return None
+        admin.poll(0.1)  # error_cb is served from poll() only
     if not refused:
         return None
     return f"kafka refused the credentials at {config.get('bootstrap.servers')}: {refused[0]}"

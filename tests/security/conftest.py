@@ -4,6 +4,7 @@ with a throwaway CA), started once for the tests that need a broker which authen
 from __future__ import annotations
 
 import tempfile
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,12 @@ class SecureKafka:
 @pytest.fixture(scope="session")
 def secure_kafka() -> Iterator[SecureKafka]:
     with tempfile.TemporaryDirectory(prefix="kafka-secure-") as state:
-        listener = SecureListener(port=free_port(), directory=Path(state) / "tls")
+        listener = SecureListener(
+            port=free_port(),
+            directory=Path(state) / "tls",
+            # unique, so that tests can grep every output for it
+            password=f"scram-{uuid.uuid4().hex}",
+        )
         port, controller_port = free_port(), free_port()
         broker = NativeBroker(
             port=port,
