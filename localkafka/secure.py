@@ -25,7 +25,7 @@ from confluent_kafka.admin import (
 
 from localkafka.exceptions import BrokerError, MissingPrerequisiteError
 
-__all__ = ["SecureListener"]
+__all__ = ["Certificates", "SecureListener", "make_certificates"]
 
 _DAYS = "2"
 _SCRAM_ITERATIONS = 4096
@@ -76,35 +76,11 @@ class SecureListener:
         }
 
     def make_certificates(self) -> None:
-        """A CA, and a certificate for 127.0.0.1 and localhost signed by it (both 2 days)."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        d = self.directory
-        extensions = d / "broker.ext"
-        extensions.write_text(
-            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n"
-            "keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n"
-        )
-        _openssl(
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", _DAYS,
-            "-keyout", str(d / "ca.key"), "-out", str(self.ca_file),
-            "-subj", "/CN=localkafka throwaway CA",
-            "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-        )  # fmt: skip
-        _openssl(
-            "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
-            "-keyout", str(d / "broker.key"), "-out", str(d / "broker.csr"),
-        )  # fmt: skip
-        _openssl(
-            "x509", "-req", "-in", str(d / "broker.csr"), "-days", _DAYS,
-            "-CA", str(self.ca_file), "-CAkey", str(d / "ca.key"), "-CAcreateserial",
-            "-extfile", str(extensions), "-out", str(d / "broker.pem"),
-        )  # fmt: skip
+        """The CA and the broker's certificate, and the PEM keystore holding the latter."""
+        made = make_certificates(self.directory)
         # A PEM keystore: the (unencrypted PKCS#8) key, then the chain.
         self.keystore_file.write_text(
-            (d / "broker.key").read_text()
-            + (d / "broker.pem").read_text()
-            + self.ca_file.read_text()
+            made.key.read_text() + made.certificate.read_text() + made.ca.read_text()
         )
         self.keystore_file.chmod(0o600)
 
@@ -129,6 +105,47 @@ class SecureListener:
             "sasl.password": self.password if password is None else password,
             "ssl.ca.location": str(self.ca_file),
         }
+
+
+@dataclass(frozen=True)
+class Certificates:
+    """PEM files made by ``make_certificates``."""
+
+    ca: Path
+    """The throwaway CA's certificate: what clients trust."""
+    certificate: Path
+    """The server's certificate, for 127.0.0.1 and localhost, signed by the CA."""
+    key: Path
+    """The server certificate's key (unencrypted PKCS#8)."""
+
+
+def make_certificates(directory: Path) -> Certificates:
+    """A CA, and a server certificate for 127.0.0.1 and localhost signed by it (2 days each)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    d = directory
+    made = Certificates(ca=d / "ca.pem", certificate=d / "server.pem", key=d / "server.key")
+    extensions = d / "server.ext"
+    extensions.write_text(
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n"
+        "keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n"
+    )
+    _openssl(
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", _DAYS,
+        "-keyout", str(d / "ca.key"), "-out", str(made.ca),
+        "-subj", "/CN=localkafka throwaway CA",
+        "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+    )  # fmt: skip
+    _openssl(
+        "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+        "-keyout", str(made.key), "-out", str(d / "server.csr"),
+    )  # fmt: skip
+    _openssl(
+        "x509", "-req", "-in", str(d / "server.csr"), "-days", _DAYS,
+        "-CA", str(made.ca), "-CAkey", str(d / "ca.key"), "-CAcreateserial",
+        "-extfile", str(extensions), "-out", str(made.certificate),
+    )  # fmt: skip
+    return made
 
 
 def _openssl(*arguments: str) -> None:

@@ -10,7 +10,9 @@ be built. One connection pool per destination.
 from __future__ import annotations
 
 import email.utils
+import logging
 import re
+import ssl
 import time
 import urllib.parse
 from collections.abc import Sequence
@@ -37,6 +39,8 @@ from eventlog.semconv import HTTP_RESPONSE_STATUS
 from eventlog.telemetry import tracing_enabled
 
 __all__ = ["TYPE", "HttpDestination", "HttpOptions"]
+
+log = logging.getLogger(__name__)
 
 # RFC 9110 section 5.6.2: a field name is a token.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -68,12 +72,18 @@ class HttpOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     signing_secret: str | tuple[str, ...] | None = None
     """Standard Webhooks secret(s) (``whsec_<base64>``, written as ``${VAR}``) every request
     is signed with; a list while rotating (one signature per secret). See ``signing``."""
+    ca_file: str | None = None
+    """PEM file of CA certificates trusted for an ``https`` url, besides the system's."""
+    tls_verify: bool = True
+    """Whether an ``https`` url's certificate is verified; ``false`` (never in production)
+    logs a WARNING at start-up."""
 
     def __post_init__(self) -> None:
         _check_url(self.url)
         for name, value in self.headers.items():
             _check_header(name, value)
         self.signing_keys()  # raises on a bad secret, naming the field but never the secret
+        self.ssl_context()  # raises on an unusable ca_file or a contradiction
         if self.max_connections is not None and self.max_connections < 1:
             # aiohttp reads 0 as "no limit"
             raise ValueError("max_connections must be at least 1")
@@ -86,6 +96,29 @@ class HttpOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             retryable=status_codes(self.retryable_status, "retryable_status"),
             permanent=status_codes(self.permanent_status, "permanent_status"),
         )
+
+    def ssl_context(self) -> ssl.SSLContext | bool:
+        """How aiohttp checks the server: a context, or ``False`` for no verification."""
+        https = self.url[:8].lower() == "https://"
+        if not https and (self.ca_file is not None or not self.tls_verify):
+            which = "ca_file" if self.ca_file is not None else "tls_verify"
+            raise ValueError(f"{which} applies to https:// urls only; the url is http://")
+        if not self.tls_verify:
+            if self.ca_file is not None:
+                raise ValueError("ca_file is pointless with tls_verify: false; drop one of them")
+            return False
+        if not https:
+            return True  # unused: plain http
+        context = ssl.create_default_context()
+        if self.ca_file is not None:
+            try:
+                context.load_verify_locations(cafile=self.ca_file)
+            except (OSError, ssl.SSLError) as exc:
+                what = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not PEM"
+                raise ValueError(
+                    f"ca_file {self.ca_file!r} is not a readable PEM CA file ({what})"
+                ) from None
+        return context
 
     def signing_keys(self) -> tuple[bytes, ...]:
         """The keys of ``signing_secret``, in order; none when requests go unsigned."""
@@ -168,8 +201,17 @@ class HttpDestination:
         self._headers = {**options.headers, "Content-Type": "application/json"}
         self._rules = options.status_rules()
         self._signing_keys = options.signing_keys()
+        context = options.ssl_context()
+        if context is False:
+            log.warning(
+                "TLS certificate verification is off (tls_verify: false) destination=%s: anyone"
+                " on the path can read and change its requests",
+                name,
+            )
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=options.max_connections or concurrency),
+            connector=aiohttp.TCPConnector(
+                limit=options.max_connections or concurrency, ssl=context
+            ),
             timeout=aiohttp.ClientTimeout(total=None),  # the caller bounds each attempt
             raise_for_status=False,
         )
