@@ -26,6 +26,11 @@ dead-letter topics created with replication factor 3 and `min.insync.replicas=2`
   destination already had is **duplicated** (at-least-once allows it). An event arriving for
   the first time after a later event of its user is an **order violation** (must be 0); a
   prefix delivered again after a crash is duplicates, not a violation.
+- **In Kafka**: after the run the events topic is read to its end, and every 202 must be on it
+  (the note "202s missing from Kafka"). That tells an event a destination did not get, but which
+  is still in Kafka, uncommitted (a dispatcher restart delivers it), from one never stored.
+- A dispatcher's "destination stopped" ERROR lines are quoted in the notes: such a destination
+  delivers nothing more until the process is restarted.
 - **Longest unavailability**: the longest time, from the fault's start to the end of the load,
   in which no request got a 202.
 - **Recovered without restart**: ingest answered 202 again after the fault, and every accepted

@@ -124,6 +124,15 @@ def run_scenario(
             except RuntimeError as exc:
                 run.failures.append(_first_line(exc))
                 settled = False
+            run.notes.extend(system.stopped_destinations())
+            stored = system.stored_event_ids()
+            if stored is None:
+                run.notes.append("the topic could not be read to its end")
+            else:
+                absent = [a.event_id for a in load.accepted() if a.event_id not in stored]
+                run.notes.append(f"202s missing from Kafka: {len(absent)}")
+                if absent:
+                    run.failures.append(f"{len(absent)} events answered 202 are not in Kafka")
             verdict = judge(
                 load.accepted(),
                 [d for d in sink.deliveries() if d.destination != HANGING],

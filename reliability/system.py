@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Any, Self
 
 import yaml
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from eventlog.clients import admin_config, consumer_config
+from eventlog.record import decode
 from eventlog.topics import TopicSpec, ensure_topic
 from localkafka.cluster import Cluster
 
@@ -203,6 +204,45 @@ class System:
                     f"{service.name} exited with code {code}; last error: {last}\n"
                     f"{service.log_tail()}"
                 )
+
+    def stored_event_ids(self, *, within: float = 60.0) -> set[str] | None:
+        """The ids of every event on the topic now (read to each partition's end), or None if
+        the topic could not be read to its end within ``within`` seconds."""
+        reader = Consumer(
+            consumer_config(self.cluster.bootstrap, f"reader-{uuid.uuid4().hex}", log_level=0)
+        )
+        ids: set[str] = set()
+        try:
+            meta = reader.list_topics(self.topic, timeout=10).topics[self.topic]
+            ends = {
+                p: reader.get_watermark_offsets(TopicPartition(self.topic, p), timeout=10)[1]
+                for p in meta.partitions
+            }
+            left = {p for p, end in ends.items() if end > 0}
+            reader.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in left])
+            deadline = time.monotonic() + within
+            while left and time.monotonic() < deadline:
+                for message in reader.consume(500, timeout=0.5):
+                    if message.error() is not None:
+                        continue
+                    ids.add(decode(message.key(), message.value(), message.headers()).id)
+                    if (message.offset() or 0) + 1 >= ends[message.partition() or 0]:
+                        left.discard(message.partition() or 0)
+        except Exception:  # a broker may be down: not known
+            return None
+        finally:
+            reader.close()
+        return None if left else ids
+
+    def stopped_destinations(self) -> list[str]:
+        """The dispatchers' "destination stopped" ERROR lines (without time and level): a
+        destination that gave up delivers nothing more until restarted."""
+        found: dict[str, None] = {}
+        for service in self.dispatchers:
+            for line in service.log_path.read_text(errors="replace").splitlines():
+                if " ERROR " in line and "destination stopped" in line:
+                    found[line.split(" ERROR ", 1)[1].strip()[:200]] = None
+        return list(found)
 
     def lag(self, *, only: Collection[str] | None = None) -> int | None:
         """Events of the topic the destinations (those named in ``only``, else all) have not

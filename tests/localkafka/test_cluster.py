@@ -129,6 +129,17 @@ def test_up_restarts_only_a_killed_node_and_down_stops_exactly_the_nodes(
     assert sorted(_read_values(bootstrap, "kept", 30)) == sorted(
         f"event-{i}".encode() for i in range(30)
     )
+    nodes, _, _ = _status(env)
+
+    # clean stops the nodes and removes their data (the single broker's state dir is empty).
+    clean = subprocess.run(
+        [sys.executable, "-m", "localkafka", "clean"],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert f"removed {state}" in clean.stdout
+    assert not state.exists()
+    assert not any(_alive(pid) for pid, _port, _answers in nodes.values() if pid is not None)
 
 
 def _read_values(bootstrap: str, topic: str, count: int) -> list[bytes]:
