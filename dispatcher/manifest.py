@@ -143,9 +143,10 @@ class Manifest:
     min_insync_replicas: int | None = None
     """``min.insync.replicas`` of the topics the dispatcher creates (2 with 3 replicas); the
     broker's default when ``None``. ``KAFKA_MIN_INSYNC_REPLICAS`` overrides it."""
-    security: Mapping[str, str] = field(default_factory=dict)
+    security: Mapping[str, str] = field(default_factory=dict, repr=False)
     """librdkafka TLS and SASL settings (``security.protocol`` ...) every client of this
-    manifest's cluster gets (``eventlog.kafka_security``); empty for a PLAINTEXT cluster."""
+    manifest's cluster gets (``eventlog.kafka_security``); empty for a PLAINTEXT cluster. Left
+    out of ``repr()``: it may hold the SASL password."""
 
     def group_id(self, destination: DestinationSpec) -> str:
         """The consumer group of ``destination``: ``<group_prefix>.<name>``."""

@@ -87,9 +87,10 @@ class IngestSettings:
     """Event requests an API key may send at once after a quiet spell (its bucket's size)."""
     metrics_need_key: bool = False
     """Whether ``/metrics`` needs an API key too (``/healthz`` and ``/readyz`` never do)."""
-    kafka_security: dict[str, str] = field(default_factory=dict)
+    kafka_security: dict[str, str] = field(default_factory=dict, repr=False)
     """librdkafka TLS and SASL settings (``security.protocol`` ...) of every Kafka client
-    ingest builds, from ``eventlog.kafka_security.security_settings``; empty: PLAINTEXT."""
+    ingest builds, from ``eventlog.kafka_security.security_settings``; empty: PLAINTEXT. Left
+    out of ``repr()``: it may hold the SASL password."""
 
     def __post_init__(self) -> None:
         problems = list(self._problems())

@@ -13,6 +13,7 @@ from dispatcher.exceptions import ManifestError
 from dispatcher.manifest import Manifest, load_manifest
 from eventlog.clients import admin_config, consumer_config, producer_config
 from eventlog.kafka_security import SecurityError, security_settings
+from ingest import IngestSettings
 
 PASSWORD = "pa55-w0rd-value"
 TYPES = {"mock": mock.TYPE, "http": http.TYPE}
@@ -132,3 +133,14 @@ def test_every_client_configuration_carries_the_settings() -> None:
 def test_unknown_keys_are_errors_not_passed_through() -> None:
     with pytest.raises(SecurityError, match="unknown key"):
         security_settings({"enable_ssl_certificate_verification": "false"})
+
+
+def test_the_password_is_not_in_a_manifests_or_settings_repr(tmp_path: Path) -> None:
+    loaded = manifest(
+        tmp_path,
+        "security_protocol: SASL_SSL\nsasl_username: u\nsasl_password: ${P}\n",
+        {"P": PASSWORD},
+    )
+    settings = IngestSettings(kafka_security=dict(loaded.security))
+    assert PASSWORD not in repr(loaded)
+    assert PASSWORD not in repr(settings)
