@@ -57,6 +57,7 @@ from dispatcher.progress import Progress
 from dispatcher.replayer import Replayer
 from eventlog import semconv
 from eventlog.clients import consumer_config
+from eventlog.kafka_logs import kafka_logger
 from eventlog.producer import AsyncProducer
 from eventlog.telemetry import extract_context, tracing_enabled
 from eventlog.threads import run_in_daemon_thread
@@ -119,6 +120,7 @@ class DestinationWorker:
             self.group_id,
             start_from=manifest.start_from,
             security=manifest.security,
+            logger=kafka_logger("consumer", destination=spec.name),
             on_commit=self._on_commit,
             **(consumer_overrides or {}),
         )
@@ -126,6 +128,7 @@ class DestinationWorker:
         # of retention must be said out loud, and only a brand-new group honours start_from.
         self._config["auto.offset.reset"] = "error"
         self._consumer_factory = consumer_factory
+        self._reader_topic = park.topic
         self._reader_factory = reader_factory or (
             lambda: ParkReader(bootstrap_servers, park.topic, **manifest.security)
         )
@@ -198,6 +201,7 @@ class DestinationWorker:
         )
         log.info("consumer started destination=%s group=%s", self.name, self.group_id)
         duties = asyncio.create_task(self._periodically(stop))
+        duties.add_done_callback(self._duties_ended)
         try:
             await self._fetch_until(stop)
         finally:
@@ -284,10 +288,18 @@ class DestinationWorker:
         while not stop.is_set():
             await asyncio.sleep(min(TICK, self._commit_interval))
             self._replayer.tick(time.time())
+            if not self._gate.closed and not self._scheduler.in_flight:
+                self._replayer.offer_probe()
             if time.monotonic() - last_commit >= self._commit_interval:
                 last_commit = time.monotonic()
                 self._committer.commit(consumer, asynchronous=True)
                 await self._progress.report(consumer)
+
+    def _duties_ended(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and (error := task.exception()) is not None:
+            # Without commits and replays the destination would only look alive: stop it.
+            log.error("periodic duties failed destination=%s", self.name, exc_info=error)
+            self._stop_destination(f"{type(error).__name__}: {error}")
 
     def _spawn(self, work: object) -> None:
         """Run a coroutine of bookkeeping I/O (markers, results) beside the deliveries."""
@@ -407,7 +419,10 @@ class DestinationWorker:
             start = OFFSET_BEGINNING
         consumer.incremental_unassign([tp])
         consumer.incremental_assign([TopicPartition(self._topic, partition, start)])
-        self._paused.discard(partition)
+        # Whether librdkafka keeps a pause across the re-assignment is its business: pause it
+        # explicitly, so the next turn of the fetch loop resumes it exactly when flow says.
+        consumer.pause([tp])
+        self._paused.add(partition)
 
     # -- the park: recovery and requests ------------------------------------------------
 
@@ -422,7 +437,26 @@ class DestinationWorker:
                 committed = await run_in_daemon_thread(lambda: consumer.committed([tp], timeout=10))
                 low, high = await run_in_daemon_thread(lambda: reader.watermarks(partition))
                 break
-            except (KafkaException, TimeoutError) as exc:
+            except KafkaException as exc:
+                if exc.args[0].code() in (
+                    KafkaError.UNKNOWN_TOPIC_OR_PART,
+                    KafkaError._UNKNOWN_PARTITION,
+                ):
+                    # Never created, so nothing was ever parked in it (the app creates it).
+                    log.warning(
+                        "no park topic destination=%s topic=%s; nothing to recover",
+                        self.name, self._reader_topic,
+                    )  # fmt: skip
+                    state = self._partitions.current(partition, epoch)
+                    if state is not None:
+                        self._recovered(partition)
+                    return
+                log.warning(
+                    "park not readable yet destination=%s partition=%d error=%s",
+                    self.name, partition, exc,
+                )  # fmt: skip
+                await asyncio.sleep(1)
+            except TimeoutError as exc:
                 log.warning(
                     "park not readable yet destination=%s partition=%d error=%s",
                     self.name, partition, exc,

@@ -158,13 +158,16 @@ class FakeConsumer:
         out: list[FakeMessage] = []
         log = self.cluster.topic(self._topic)
         for partition in sorted(self._positions):
-            if partition in self.paused or partition in self._fresh:
+            if partition in self._fresh:
                 continue  # a just-assigned partition fetches from the next call on
             position = self._positions[partition]
             if position is None:
+                # librdkafka looks the start offset up even for a paused partition.
                 if self._reset == "error":
                     out.append(self._reset_error(partition))
                     self._positions[partition] = -1  # reported once, until positioned
+                continue
+            if partition in self.paused:
                 continue
             if position < 0:
                 continue
@@ -204,17 +207,17 @@ class FakeConsumer:
 
     def pause(self, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
-            if tp.partition in self._positions:
-                self.paused.add(tp.partition)
+            self.paused.add(tp.partition)
 
     def resume(self, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
             self.paused.discard(tp.partition)
 
     def incremental_unassign(self, partitions: list[TopicPartition]) -> None:
+        # Like librdkafka, a pause outlives an unassign/assign of the same partition: the
+        # pause flag is on the partition's object, which the assignment does not replace.
         for tp in partitions:
             self._positions.pop(tp.partition, None)
-            self.paused.discard(tp.partition)
 
     def incremental_assign(self, partitions: list[TopicPartition]) -> None:
         log = self.cluster.topic(self._topic)
