@@ -4,9 +4,12 @@ The worker tells it what happened (``record``, ``trip``, ``throttle``) with the 
 it whether an attempt may start (``admit``); every change of state comes back as a
 ``Transition`` for the worker to apply (pause or resume fetching, log, count).
 
-* **closed**: attempts flow. It opens after ``consecutive_failures`` failed attempts in a row
-  (across users), or when the failure share within ``window`` reaches ``failure_ratio`` once
-  at least ``min_volume`` attempts were made; or at once on a destination-level signal
+* **closed**: attempts flow. It opens once ``consecutive_failures`` different users failed in
+  a row with no success in between, or when, of the users attempted within ``window`` (at
+  least ``min_volume`` of them), the share whose latest attempt failed reaches
+  ``failure_ratio``. Users, not attempts, are counted: one user's event failing again and
+  again is that user's problem (parking deals with it), not the destination's. It also opens
+  at once on a destination-level signal
   (``trip``: 401/403/404/410, a misconfiguration, the poison guard) or a throttle
   (``throttle``: 429/503 with ``Retry-After``).
 * **open**: no attempt starts. After a cool-down (``cooldown``, doubling after each failed
@@ -21,7 +24,7 @@ ignored: the verdict that matters is the probe's.
 from __future__ import annotations
 
 import enum
-from collections import deque
+from collections.abc import Hashable
 from dataclasses import dataclass
 
 import msgspec
@@ -35,13 +38,14 @@ class BreakerPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """When a destination counts as down (manifest key ``breaker``)."""
 
     consecutive_failures: int = 5
-    """Failed attempts in a row, across users, that open the breaker."""
+    """Different users failing in a row, with no success between, that open the breaker."""
     failure_ratio: float = 0.5
-    """Share of failed attempts within ``window`` that opens the breaker..."""
+    """Share of the users attempted within ``window`` whose latest attempt failed that opens
+    the breaker..."""
     window: Duration = Duration(30.0)
     """...over this sliding window of time..."""
     min_volume: int = 20
-    """...once the window holds at least this many attempts."""
+    """...once the window holds at least this many users."""
     cooldown: Duration = Duration(5.0)
     """Wait after opening before the first probe; doubles after each failed probe..."""
     max_cooldown: Duration = Duration(300.0)
@@ -94,14 +98,15 @@ class Breaker:
     """One destination's breaker (see the module docstring)."""
 
     __slots__ = (
-        "_consecutive",
         "_cooldown",
+        "_failing",
+        "_failing_in_a_row",
+        "_latest",
         "_next_probe_at",
         "_policy",
         "_reason",
         "_since",
         "_state",
-        "_window",
     )
 
     def __init__(self, policy: BreakerPolicy, *, now: float = 0.0) -> None:
@@ -111,8 +116,11 @@ class Breaker:
         self._reason = "started"
         self._next_probe_at: float | None = None
         self._cooldown = float(policy.cooldown)
-        self._consecutive = 0
-        self._window: deque[tuple[float, bool]] = deque()
+        self._failing_in_a_row: set[Hashable] = set()
+        self._latest: dict[Hashable, tuple[float, bool]] = {}
+        """Each user's latest outcome within the window, oldest first."""
+        self._failing = 0
+        """Users in ``_latest`` whose latest outcome is a failure."""
 
     @property
     def state(self) -> State:
@@ -140,13 +148,17 @@ class Breaker:
             return Admission.PROBE, self._enter(State.HALF_OPEN, "probing", now)
         return Admission.WAIT, None
 
-    def record(self, *, ok: bool, now: float, probe: bool = False) -> Transition | None:
-        """The outcome of an attempt (``probe``: the one ``admit`` answered ``PROBE``)."""
+    def record(
+        self, *, ok: bool, now: float, probe: bool = False, key: Hashable = None
+    ) -> Transition | None:
+        """The outcome of an attempt (``probe``: the one ``admit`` answered ``PROBE``) for
+        ``key``, the user: one user failing again and again is that user's problem, so only
+        distinct users count towards opening."""
         if probe:
             return self._probed(ok=ok, now=now)
         if self._state is not State.CLOSED:
             return None  # started before the breaker opened: the probe decides
-        return self._counted(ok=ok, now=now)
+        return self._counted(ok=ok, now=now, key=key)
 
     def _probed(self, *, ok: bool, now: float) -> Transition | None:
         if self._state is not State.HALF_OPEN:
@@ -157,23 +169,33 @@ class Breaker:
         self._cooldown = min(self._cooldown * 2, float(self._policy.max_cooldown))
         return self._open("probe failed", now, self._cooldown)
 
-    def _counted(self, *, ok: bool, now: float) -> Transition | None:
-        window = self._window
-        window.append((now, ok))
+    def _counted(self, *, ok: bool, now: float, key: Hashable) -> Transition | None:
+        latest = self._latest
+        previous = latest.pop(key, None)
+        if previous is not None and not previous[1]:
+            self._failing -= 1
+        latest[key] = (now, ok)  # moves the key to the newest end
+        self._failing += not ok
         horizon = now - self._policy.window
-        while window and window[0][0] < horizon:
-            window.popleft()
+        while latest:
+            oldest = next(iter(latest))
+            stamp, good = latest[oldest]
+            if stamp >= horizon:
+                break
+            del latest[oldest]
+            self._failing -= not good
         if ok:
-            self._consecutive = 0
+            self._failing_in_a_row.clear()
             return None
-        self._consecutive += 1
-        if self._consecutive >= self._policy.consecutive_failures:
-            return self._open(f"{self._consecutive} failed attempts in a row", now, self._cooldown)
-        if len(window) >= self._policy.min_volume:
-            failed = sum(1 for _, good in window if not good)
-            if failed >= self._policy.failure_ratio * len(window):
-                reason = f"{failed} of {len(window)} attempts failed in {self._policy.window:g}s"
-                return self._open(reason, now, self._cooldown)
+        self._failing_in_a_row.add(key)
+        in_a_row = len(self._failing_in_a_row)
+        if in_a_row >= self._policy.consecutive_failures:
+            reason = f"{in_a_row} users failed in a row"
+            return self._open(reason, now, self._cooldown)
+        users = len(latest)
+        if users >= self._policy.min_volume and self._failing >= self._policy.failure_ratio * users:
+            reason = f"{self._failing} of {users} users failing in {self._policy.window:g}s"
+            return self._open(reason, now, self._cooldown)
         return None
 
     def probe_abandoned(self, *, now: float) -> Transition | None:
@@ -209,6 +231,7 @@ class Breaker:
         if state is not State.OPEN:
             self._next_probe_at = None
         if state is State.CLOSED:
-            self._consecutive = 0
-            self._window.clear()
+            self._failing_in_a_row.clear()
+            self._latest.clear()
+            self._failing = 0
         return Transition(state, reason, now, self._next_probe_at)

@@ -217,16 +217,18 @@ class _Attempts:
             self._gate.trip(f"{type(exc).__name__}: {exc}")
             raise self._uncounted(exc) from exc
         except PermanentDeliveryError:
-            self._gate.record(ok=True, probe=probe)  # it answered: the destination is up
+            self._gate.record(
+                ok=True, probe=probe, key=self._event.user_id
+            )  # it answered: the destination is up
             raise
         except RetryableDeliveryError as exc:
-            self._gate.record(ok=False, probe=probe)
+            self._gate.record(ok=False, probe=probe, key=self._event.user_id)
             if probe or not self._gate.closed:
                 raise self._uncounted(exc) from exc  # down for everyone: wait in place
             self.counted += 1
             self.last_uncounted = False
             raise
-        self._gate.record(ok=True, probe=probe)
+        self._gate.record(ok=True, probe=probe, key=self._event.user_id)
 
     def _uncounted(self, exc: DeliveryError) -> _Uncounted:
         self.last_uncounted = True

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 
 from dispatcher.breaker import Admission, Breaker, BreakerPolicy, State, Transition
 
@@ -71,8 +71,8 @@ class DestinationGate:
             except TimeoutError:
                 pass
 
-    def record(self, *, ok: bool, probe: bool) -> None:
-        self._apply(self.breaker.record(ok=ok, now=self._clock(), probe=probe))
+    def record(self, *, ok: bool, probe: bool, key: Hashable = None) -> None:
+        self._apply(self.breaker.record(ok=ok, now=self._clock(), probe=probe, key=key))
 
     def probe_abandoned(self) -> None:
         self._apply(self.breaker.probe_abandoned(now=self._clock()))

@@ -69,6 +69,17 @@ class Replayer:
             if key not in self._active:
                 self._start(key)
 
+    def offer_probe(self) -> None:
+        """The breaker is open and nothing waits at it: replay the parked user due soonest,
+        so its head becomes the probe. (After the retention guard parked everything, no live
+        event would be left to find out that the destination is back.)"""
+        candidates = [
+            u for u in self._book.users() if u.events and (u.partition, u.user) not in self._active
+        ]
+        if candidates:
+            first = min(candidates, key=lambda u: u.next_retry_at)
+            self._start((first.partition, first.user))
+
     def retry_all(self, now: float) -> None:
         """The breaker closed: every parked user's failure was most likely the outage."""
         self._book.retry_now(now)

@@ -21,8 +21,7 @@ class BreakerMachine(RuleBasedStateMachine):
         self.now = 0.0
         self.breaker = Breaker(POLICY, now=0.0)
         self.probe_out = False
-        self.in_a_row = 0
-        self.throttled_until = 0.0
+        self.in_a_row: set[str] = set()
 
     @rule(seconds=st.floats(0, 5))
     def time_passes(self, seconds: float) -> None:
@@ -43,16 +42,18 @@ class BreakerMachine(RuleBasedStateMachine):
             assert before is not State.CLOSED
 
     @precondition(lambda self: self.breaker.state is State.CLOSED)
-    @rule(ok=st.booleans())
-    def attempt_ends(self, ok: bool) -> None:
-        transition = self.breaker.record(ok=ok, now=self.now)
-        self.in_a_row = 0 if ok else self.in_a_row + 1
-        if self.in_a_row >= POLICY.consecutive_failures:
+    @rule(ok=st.booleans(), user=st.sampled_from(["ann", "bob", "cyd", "dan"]))
+    def attempt_ends(self, ok: bool, user: str) -> None:
+        transition = self.breaker.record(ok=ok, now=self.now, key=user)
+        if ok:
+            self.in_a_row.clear()
+            assert transition is None, "a success never opens the breaker"
+        else:
+            self.in_a_row.add(user)
+        if len(self.in_a_row) >= POLICY.consecutive_failures:
             assert transition is not None and transition.state is State.OPEN
         if transition is not None:
-            self.in_a_row = 0
-        if ok:
-            assert transition is None, "a success never opens the breaker"
+            self.in_a_row.clear()
 
     @precondition(lambda self: self.probe_out)
     @rule(ok=st.booleans())
@@ -61,7 +62,7 @@ class BreakerMachine(RuleBasedStateMachine):
         self.probe_out = False
         assert transition is not None
         assert transition.state is (State.CLOSED if ok else State.OPEN)
-        self.in_a_row = 0
+        self.in_a_row.clear()
 
     @precondition(lambda self: self.probe_out)
     @rule()
@@ -76,7 +77,7 @@ class BreakerMachine(RuleBasedStateMachine):
     def destination_level_error(self) -> None:
         self.breaker.trip("HTTP 401", now=self.now)
         assert self.breaker.state is State.OPEN
-        self.in_a_row = 0
+        self.in_a_row.clear()
 
     @precondition(lambda self: not self.probe_out)
     @rule(seconds=st.floats(0, 30))
@@ -85,7 +86,7 @@ class BreakerMachine(RuleBasedStateMachine):
         assert self.breaker.state is State.OPEN
         probe_at = self.breaker.next_probe_at
         assert probe_at is not None and probe_at >= self.now + seconds - 1e-9
-        self.in_a_row = 0
+        self.in_a_row.clear()
 
     @precondition(lambda self: not self.probe_out and self.breaker.state is not State.CLOSED)
     @rule()
@@ -129,16 +130,26 @@ def test_failed_probes_lengthen_the_cool_down_up_to_its_cap() -> None:
     assert breaker.next_probe_at == 101.0, "a success resets the cool-down"
 
 
-@given(st.lists(st.booleans(), min_size=6, max_size=40))
-def test_the_failure_ratio_opens_once_the_window_has_volume(outcomes: list[bool]) -> None:
-    lenient = BreakerPolicy(consecutive_failures=1000, failure_ratio=0.5, min_volume=6)
+@given(st.lists(st.tuples(st.integers(0, 9), st.booleans()), min_size=1, max_size=60))
+def test_the_failure_ratio_counts_users_once_the_window_has_enough(
+    outcomes: list[tuple[int, bool]],
+) -> None:
+    lenient = BreakerPolicy(consecutive_failures=1000, failure_ratio=0.5, min_volume=4)
     breaker = Breaker(lenient, now=0.0)
-    for number, ok in enumerate(outcomes, start=1):
-        breaker.record(ok=ok, now=number * 0.01)
-        seen = outcomes[:number]
+    latest: dict[int, bool] = {}
+    for number, (user, ok) in enumerate(outcomes, start=1):
+        breaker.record(ok=ok, now=number * 0.01, key=user)
+        latest[user] = ok
+        failing = sum(1 for good in latest.values() if not good)
         if breaker.state is State.OPEN:
-            assert number >= 6 and seen.count(False) >= 0.5 * number
-            assert not ok
+            assert not ok and len(latest) >= 4 and failing >= 0.5 * len(latest)
             return
-        # Judged on each failure: still closed means not enough volume or failures yet.
-        assert ok or number < 6 or seen.count(False) < 0.5 * number
+        # Judged on each failure: still closed means too few users, or too few failing.
+        assert ok or len(latest) < 4 or failing < 0.5 * len(latest)
+
+
+def test_one_user_failing_again_and_again_does_not_open_it() -> None:
+    breaker = Breaker(POLICY, now=0.0)
+    for n in range(100):
+        assert breaker.record(ok=False, now=n * 0.01, key="ann") is None
+    assert breaker.state is State.CLOSED

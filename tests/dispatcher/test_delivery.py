@@ -177,11 +177,14 @@ async def test_a_destination_level_error_opens_the_breaker_and_costs_no_attempt(
 
 
 async def test_failures_while_the_breaker_is_open_wait_in_place() -> None:
-    """Two failures open the breaker; the event then waits and keeps its attempts: with a
-    budget of 2 it is still delivered after 5 failed attempts in all."""
+    """Another user failed just before: this failure makes two users in a row and opens the
+    breaker. The event then waits and keeps its attempts: with a budget of 2 it is still
+    delivered after 5 failed attempts in all (the later ones being probes)."""
     policy = BreakerPolicy(consecutive_failures=2, cooldown=Duration(0.02))
+    shared = make_gate(policy)
+    shared.record(ok=False, probe=False, key="bob")
     destination = Scripted(*[RetryableDeliveryError("HTTP 503")] * 5)
-    outcome = await send(destination, gate=make_gate(policy), policy=RetryPolicy(max_retries=1))
+    outcome = await send(destination, gate=shared, policy=RetryPolicy(max_retries=1))
     assert outcome.delivered
     assert outcome.attempts == 6
 
