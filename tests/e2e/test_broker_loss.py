@@ -26,7 +26,8 @@ def test_sigterm_exits_within_its_bounds_after_the_broker_died(
     )  # fmt: skip
     # Commits only at shutdown, so the final commit has work to do when the broker is gone.
     args = ["--drain-timeout", "2", "--commit-interval", "600"]
-    env = {"KAFKA_BOOTSTRAP_SERVERS": throwaway_broker.bootstrap}  # not the session's broker
+    # Not the session's broker; DEBUG so each delivery has its line to wait for.
+    env = {"KAFKA_BOOTSTRAP_SERVERS": throwaway_broker.bootstrap, "LOG_LEVEL": "DEBUG"}
     dispatcher = start_dispatcher([manifest], tmp_path, env=env, extra_args=args)
     try:
         assert dispatcher.wait_for_log("partitions assigned destination=sink", timeout=60)

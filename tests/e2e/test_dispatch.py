@@ -61,26 +61,41 @@ def _records_ever_written(bootstrap: str, topic: str) -> int:
         consumer.close()
 
 
-def test_an_always_failing_destination_dead_letters_each_event_after_its_retries(
+def test_a_refusing_destination_dead_letters_each_event_at_once(
     stack: Stack, sink: HttpSink
 ) -> None:
     stack.start_ingest()
-    stack.start_dispatcher(stack.manifest("shard", [hook("broken", sink, "/fail")]))
+    stack.start_dispatcher(stack.manifest("shard", [hook("strict", sink, "/status/422")]))
     ids = [stack.send("alice", f"p{i}") for i in range(3)]
 
     letters = stack.read_topic(stack.dead_letter_topic, expected=3)
     assert [headers_of(r)["event-id"].decode() for r in letters] == ids
     for record in letters:
         headers = headers_of(record)
-        assert headers["dead-letter-destination"] == b"broken"
-        assert headers["dead-letter-error"] == b"HTTP 500"
-        assert headers["dead-letter-attempts"] == b"3"
+        assert headers["dead-letter-destination"] == b"strict"
+        assert headers["dead-letter-error"] == b"HTTP 422"
+        assert headers["dead-letter-attempts"] == b"1"
+        assert headers["dead-letter-permanent"] == b"true"
         assert headers["dead-letter-topic"] == stack.topic.encode()
         assert record.key() == b"alice"
-    # 1 + max_retries attempts each, and each next event proceeded after its predecessor.
-    assert attempts_per_event(sink, "/fail") == dict.fromkeys(ids, 3)
-    arrivals = [r.event_id for r in sink.received("/fail")]
-    assert arrivals == [i for i in ids for _ in range(3)]
+    # A refusal for good is not retried, and the user's next event follows it.
+    assert [r.event_id for r in sink.received("/status/422")] == ids
+
+
+def test_an_always_failing_destination_opens_its_breaker_instead_of_dead_lettering(
+    stack: Stack, sink: HttpSink
+) -> None:
+    stack.start_ingest()
+    dispatcher = stack.start_dispatcher(stack.manifest("shard", [hook("broken", sink, "/fail")]))
+    sent = stack.send_per_user(users=8, per_user=3)
+
+    assert dispatcher.wait_for_log("breaker opened destination=broken")
+    # Five failures in a row across users open it, before any user runs out of retries: only
+    # each user's first event was tried, nothing is given up on while the destination is down.
+    firsts = {ids[0] for ids in sent.values()}
+    assert {r.event_id for r in sink.received("/fail")} <= firsts
+    assert _records_ever_written(stack.bootstrap, stack.dead_letter_topic) == 0
+    assert _records_ever_written(stack.bootstrap, f"{stack.topic}.park.broken") == 0
 
 
 def test_a_failing_destination_in_one_shard_does_not_touch_a_good_one_in_another(
@@ -118,8 +133,9 @@ def test_a_hanging_destination_is_bounded_by_the_attempt_timeout(
     )
     event_id = stack.send("bob", "x")
 
-    letters = stack.read_topic(stack.dead_letter_topic, expected=1)
-    assert headers_of(letters[0])["dead-letter-error"] == b"timed out after 0.3s"
+    # Three timed-out attempts, fewer than the breaker's five: the user is parked.
+    parked = stack.read_topic(f"{stack.topic}.park.slow", expected=1)
+    assert headers_of(parked[0])["park-reason"] == b"retries exhausted: timed out after 0.3s"
     arrivals = [r.arrived for r in sink.received("/hang") if r.event_id == event_id]
     assert len(arrivals) == 3
     gaps = [b - a for a, b in itertools.pairwise(arrivals)]
@@ -130,7 +146,13 @@ def test_fail_first_delivers_every_event_on_the_second_attempt(
     stack: Stack, sink: HttpSink
 ) -> None:
     stack.start_ingest()
-    manifest = stack.manifest("shard", [hook("flaky", sink, "/fail-first")])
+    # Every event's first attempt fails: five in a row across users would open the breaker;
+    # here only the retries are under test.
+    manifest = stack.manifest(
+        "shard",
+        [hook("flaky", sink, "/fail-first")],
+        breaker={"consecutive_failures": 1000, "min_volume": 1000},
+    )
     stack.start_dispatcher(manifest)
     ids = [stack.send(f"user-{i % 3}", f"p{i}") for i in range(12)]
 

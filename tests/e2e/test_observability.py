@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from confluent_kafka.admin import AdminClient
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -19,9 +20,12 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from dispatcher.deadletter import DeadLetterWriter
 from dispatcher.destinations import TYPES
 from dispatcher.manifest import load_manifest
+from dispatcher.park_records import park_topic
+from dispatcher.park_store import ParkWriter
 from dispatcher.worker import DestinationWorker
-from eventlog.clients import producer_config
+from eventlog.clients import admin_config, producer_config
 from eventlog.producer import AsyncProducer
+from eventlog.topics import TopicSpec, ensure_topic
 from ingest import IngestSettings, create_app
 from tests.e2e.conftest import Stack
 from tests.ingest.conftest import running, wait_ready
@@ -74,12 +78,15 @@ async def test_one_event_is_one_trace_from_http_request_to_commit(
         environ={},
     )  # fmt: skip
     spec = manifest.destinations[0]
+    admin = AdminClient(admin_config(kafka_bootstrap))
+    ensure_topic(admin, TopicSpec(park_topic(topic, spec.name), partitions=2))  # as the app does
     dead_letters = AsyncProducer(producer_config(kafka_bootstrap))
     dead_letters.start()
     worker = DestinationWorker(
         manifest=manifest, spec=spec,
         destination=TYPES[spec.type].create(spec.name, spec.options, spec.concurrency),
         dead_letters=DeadLetterWriter(dead_letters, manifest.dead_letter_topic),
+        park=ParkWriter(dead_letters, park_topic(topic, spec.name)),
         bootstrap_servers=kafka_bootstrap, commit_interval=0.1,
     )  # fmt: skip
     stop = asyncio.Event()
@@ -184,7 +191,9 @@ def test_metrics_count_what_the_destinations_received(stack: Stack, sink: HttpSi
         "shard",
         [
             {"name": "good", "type": "http", "url": sink.url("/ok")},
-            {"name": "flaky", "type": "http", "url": sink.url("/fail-first")},
+            # Every first attempt fails: the breaker would call that down; not under test here.
+            {"name": "flaky", "type": "http", "url": sink.url("/fail-first"),
+             "breaker": {"consecutive_failures": 1000, "min_volume": 1000}},
             {
                 "name": "stuck", "type": "http", "url": sink.url("/fail"),
                 "retry": {"max_retries": 1000, "initial_backoff": "100ms", "max_backoff": "100ms"},

@@ -3,8 +3,9 @@
 Routes (POST): ``/ok`` (204), ``/fail`` (500), ``/fail-first`` (500 for the first request of
 each event id, then 204), ``/hang`` (answers after a minute), ``/latency/<ms>`` (204 after
 ``ms`` milliseconds), ``/status/<code>``, ``/fail-user/<user_id>`` (500 for that user's events,
-204 for everyone else's). It also tracks requests in flight: the peak overall, and any user
-that ever had two at once (which per-user ordering forbids).
+204 for everyone else's), ``/switch/<name>`` (500 while the test has ``failing[name]`` hold
+``"*"``, or the event's user; else 204). It also tracks requests in flight: the peak overall,
+and any user that ever had two at once (which per-user ordering forbids).
 
 Runs in a thread with its own event loop (a ``LoopbackServer``), so tests in any style can
 use it.
@@ -44,6 +45,7 @@ class Received:
 class HttpSink(LoopbackServer):
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self._received: list[Received] = []
+        self._accepted: list[Received] = []
         self._seen_ids: set[tuple[str, str]] = set()
         self._in_flight: dict[str, int] = {}
         self._in_flight_total = 0
@@ -51,6 +53,8 @@ class HttpSink(LoopbackServer):
         """The most requests this sink was answering at once."""
         self.overlapping_users: set[str] = set()
         """Users that had two requests in flight at the same time (on any route)."""
+        self.failing: dict[str, set[str]] = {}
+        """For ``/switch/<name>``: the users it fails for (``"*"``: everyone)."""
         self._changed = threading.Condition()
         app = web.Application(client_max_size=4 * 1024 * 1024)
         app.router.add_post("/{route:.*}", self._handle)
@@ -64,6 +68,11 @@ class HttpSink(LoopbackServer):
     def received(self, route: str | None = None) -> list[Received]:
         with self._changed:
             return [r for r in self._received if route is None or r.route == route]
+
+    def accepted(self, route: str | None = None) -> list[Received]:
+        """The requests answered with a 2xx: what the destination took, in that order."""
+        with self._changed:
+            return [r for r in self._accepted if route is None or r.route == route]
 
     def wait_for(self, condition: Callable[[HttpSink], bool], timeout: float = 30.0) -> bool:
         """Wait until ``condition(self)`` holds (re-checked on every request) or ``timeout``."""
@@ -99,20 +108,24 @@ class HttpSink(LoopbackServer):
     async def _record_and_answer(
         self, route: str, event_id: str, user_id: str, body: dict[str, Any], request: web.Request
     ) -> web.Response:
+        received = Received(
+            route=route,
+            event_id=event_id,
+            user_id=user_id,
+            payload=str(body.get("payload", "")),
+            received_at_ms=int(body.get("received_at_ms", 0)),
+            arrived=time.monotonic(),
+            headers=dict(request.headers),
+        )
         with self._changed:
-            self._received.append(
-                Received(
-                    route=route,
-                    event_id=event_id,
-                    user_id=user_id,
-                    payload=str(body.get("payload", "")),
-                    received_at_ms=int(body.get("received_at_ms", 0)),
-                    arrived=time.monotonic(),
-                    headers=dict(request.headers),
-                )
-            )
+            self._received.append(received)
             self._changed.notify_all()
-        return await self._answer(route, event_id, user_id)
+        response = await self._answer(route, event_id, user_id)
+        if 200 <= response.status < 300:
+            with self._changed:
+                self._accepted.append(received)
+                self._changed.notify_all()
+        return response
 
     async def _answer(self, route: str, event_id: str, user_id: str) -> web.Response:  # noqa: PLR0911
         if route == "/ok":
@@ -133,6 +146,9 @@ class HttpSink(LoopbackServer):
         if route.startswith("/fail-user/"):
             failing = route.removeprefix("/fail-user/")
             return web.Response(status=500 if user_id == failing else 204)
+        if route.startswith("/switch/"):
+            down = self.failing.get(route.removeprefix("/switch/"), set())
+            return web.Response(status=500 if "*" in down or user_id in down else 204)
         if route.startswith("/status/"):
             return web.Response(status=int(route.rsplit("/", 1)[1]))
         return web.Response(status=404, text=f"no route {route}")

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Self
+from collections.abc import Coroutine
+from typing import Any, Self
 
 from aiohttp import web
 
@@ -20,6 +21,8 @@ class LoopbackServer:
         self._app = app
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
 
     def __enter__(self) -> Self:
         self.start()
@@ -41,14 +44,43 @@ class LoopbackServer:
         if self._thread is not None:
             self._thread.join(10)
 
+    def refuse_connections(self) -> None:
+        """Stop listening and drop open connections: clients get "connection refused"."""
+        self._call(self._refuse())
+
+    def accept_connections(self) -> None:
+        """Listen again, on the same port."""
+        self._call(self._accept())
+
+    def _call(self, work: Coroutine[Any, Any, None]) -> None:
+        assert self._loop is not None
+        asyncio.run_coroutine_threadsafe(work, self._loop).result(10)
+
+    async def _refuse(self) -> None:
+        assert self._runner is not None and self._site is not None
+        await self._site.stop()
+        server = self._runner.server
+        for handler in server.connections if server is not None else []:
+            handler.force_close()
+            if handler.transport is not None:
+                handler.transport.close()
+
+    async def _accept(self) -> None:
+        assert self._runner is not None
+        self._site = web.TCPSite(
+            self._runner, self.host, self.port, backlog=1024, reuse_address=True
+        )
+        await self._site.start()
+
     def _serve(self, started: threading.Event) -> None:
         loop = asyncio.new_event_loop()
         self._loop = loop
         # A short shutdown timeout: handlers still waiting (a "hanging" route) are dropped.
         runner = web.AppRunner(self._app, access_log=None, shutdown_timeout=0.5)
         loop.run_until_complete(runner.setup())
-        site = web.TCPSite(runner, self.host, self.port, backlog=1024)
+        site = web.TCPSite(runner, self.host, self.port, backlog=1024, reuse_address=True)
         loop.run_until_complete(site.start())
+        self._runner, self._site = runner, site
         self.port = runner.addresses[0][1]
         started.set()
         try:
