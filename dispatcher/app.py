@@ -27,6 +27,7 @@ from dispatcher.worker import DestinationWorker, WorkerStats
 from eventlog.clients import admin_config, producer_config
 from eventlog.credentials import credentials_refused
 from eventlog.exceptions import TopicError
+from eventlog.kafka_logs import kafka_logger
 from eventlog.producer import AsyncProducer
 from eventlog.topics import TopicSpec, TopicState, ensure_topic
 
@@ -71,7 +72,11 @@ async def run_dispatcher(
         producer = producers.get(manifest.bootstrap_servers)
         if producer is None:
             producer = AsyncProducer(
-                producer_config(manifest.bootstrap_servers, security=manifest.security)
+                producer_config(
+                    manifest.bootstrap_servers,
+                    security=manifest.security,
+                    logger=kafka_logger("producer"),
+                )
             )
             producer.start()
             producers[manifest.bootstrap_servers] = producer
