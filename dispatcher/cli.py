@@ -19,6 +19,7 @@ from dispatcher.exceptions import ManifestError
 from dispatcher.manifest import Manifest, load_manifests, retention_warnings
 from dispatcher.operator_cli import dead_letters, redrive_command, replay
 from dispatcher.status import collect_status, format_table
+from dispatcher.supervisor import resolve_processes, run_supervised
 from eventlog.exceptions import EventDeliveryError
 from eventlog.logs import configure_logging
 from eventlog.telemetry import configure_metrics, configure_tracing, shutdown_tracing
@@ -62,6 +63,13 @@ manifest_option = click.option(
     show_default="INFO",
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
 )
+@click.option(
+    "--processes",
+    default="1",
+    show_default=True,
+    help="Run N processes of these manifests under one supervisor (auto: one per core); with"
+    " --metrics-port P, process i serves metrics on P+i. See docs/processes.md.",
+)
 @click.pass_context
 def cli(  # noqa: PLR0917 - click passes options positionally
     ctx: click.Context,
@@ -71,6 +79,7 @@ def cli(  # noqa: PLR0917 - click passes options positionally
     commit_interval: float,
     metrics_port: int | None,
     log_level: str,
+    processes: str,
 ) -> None:
     """Deliver the events topic to every destination of the given manifests.
 
@@ -88,7 +97,19 @@ def cli(  # noqa: PLR0917 - click passes options positionally
         names = sum(len(m.destinations) for m in manifests)
         click.echo(f"ok: {len(manifests)} manifest(s), {names} destination(s)")
         return
+    try:
+        count = resolve_processes(processes)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--processes") from None
     configure_logging(log_level)
+    if count > 1:
+        child = [
+            sys.executable, "-m", "dispatcher", "--processes", "1", "--log-level", log_level,
+            "--drain-timeout", str(drain_timeout), "--commit-interval", str(commit_interval),
+        ]  # fmt: skip
+        for path in manifest_paths:
+            child += ["--manifest", str(path)]
+        sys.exit(run_supervised(child, count, metrics_port=metrics_port))
     try:
         configure_tracing("dispatcher")
     except EventDeliveryError as exc:
