@@ -63,6 +63,10 @@ cluster-down:
 reliability *args:
     {{python}} -m reliability {{args}}
 
+# 30 min of load, a flapping destination, a broker restart every 5 min; docs/soak.png (not in CI).
+soak *args:
+    {{python}} -m reliability.soak {{args}}
+
 # --- quality ------------------------------------------------------------------------------
 
 # Run the test suite against a real broker (KAFKA_BOOTSTRAP_SERVERS, Docker, or a native one).

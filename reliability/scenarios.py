@@ -18,7 +18,7 @@ from reliability.load import Load
 from reliability.sink import Sink
 from reliability.system import System
 
-__all__ = ["QUICK", "SCENARIOS", "Outcome", "Scenario", "run_scenario"]
+__all__ = ["QUICK", "SCENARIOS", "Outcome", "Scenario", "run_scenario", "wait_until_settled"]
 
 log = logging.getLogger("reliability")
 
@@ -96,9 +96,7 @@ def run_scenario(
     with Sink() as sink:
         destinations = [{"name": n, "type": "http", "url": sink.url(n)} for n in DESTINATIONS]
         if scenario.hanging:
-            destinations.append(
-                {"name": HANGING, "type": "http", "url": sink.url(HANGING, hang=True)}
-            )
+            destinations.append({"name": HANGING, "type": "http", "url": sink.url(HANGING, "hang")})
         system = System(cluster, workdir / scenario.key, scenario.key, destinations)
         with system:
             system.start_ingest()
@@ -120,7 +118,7 @@ def run_scenario(
                 fault_over = time.monotonic()
                 load_stopped = time.monotonic()
             try:
-                settled = _settle(system, sink, load, settle)
+                settled = wait_until_settled(system, sink, load, settle)
             except RuntimeError as exc:
                 run.failures.append(_first_line(exc))
                 settled = False
@@ -155,7 +153,7 @@ def _first_line(exc: Exception) -> str:
     return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
 
 
-def _settle(system: System, sink: Sink, load: Load, timeout: float) -> bool:
+def wait_until_settled(system: System, sink: Sink, load: Load, timeout: float) -> bool:
     """Wait until every accepted event reached every destination and every good destination
     committed the whole topic (so late redeliveries are in, too)."""
     accepted = {a.event_id for a in load.accepted()}
