@@ -200,6 +200,8 @@ class DestinationWorker:
             on_lost=self._on_lost,
         )
         log.info("consumer started destination=%s group=%s", self.name, self.group_id)
+        started = Transition(State.CLOSED, "started", time.time(), None)
+        self._spawn(self._publisher.publish(started))  # so status shows it from the start
         duties = asyncio.create_task(self._periodically(stop))
         duties.add_done_callback(self._duties_ended)
         try:
@@ -403,7 +405,7 @@ class DestinationWorker:
             return
         if committed.offset < 0 and state.offsets.committable() is None:
             start = OFFSET_BEGINNING if self._start_from == "earliest" else OFFSET_END
-            log.info(
+            log.debug(  # once per partition: the assignment line already said it
                 "new consumer group starts destination=%s partition=%d start_from=%s",
                 self.name, partition, self._start_from,
             )  # fmt: skip
