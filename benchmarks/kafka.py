@@ -10,6 +10,7 @@ from typing import Any, Self
 from confluent_kafka.admin import AdminClient
 
 from eventlog.clients import admin_config
+from eventlog.kafka_security import environment_security
 from eventlog.topics import TopicSpec, ensure_topic
 from localkafka import NativeBroker
 
@@ -24,7 +25,7 @@ class Scratch:
 
     def __init__(self, bootstrap: str) -> None:
         self.bootstrap = bootstrap
-        self._admin = AdminClient(admin_config(bootstrap))
+        self._admin = AdminClient(admin_config(bootstrap, security=environment_security()))
         self._topics: list[str] = []
         self._groups: list[str] = []
 

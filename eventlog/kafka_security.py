@@ -6,14 +6,21 @@ a ``KAFKA_*`` environment variable, which wins when set and not empty. ``securit
 returns them as librdkafka keys (``security.protocol`` ...), the form
 ``eventlog.clients`` merges into every client's configuration. Only these keys are accepted:
 anything else is an error, never passed through unseen. Messages never quote a password.
-Pure.
+Pure, but for ``environment_security``, which reads this process's environment.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 
-__all__ = ["ENVIRONMENT", "SECURITY_KEYS", "SecurityError", "security_settings"]
+__all__ = [
+    "ENVIRONMENT",
+    "SECURITY_KEYS",
+    "SecurityError",
+    "environment_security",
+    "security_settings",
+]
 
 SECURITY_KEYS = (
     "security_protocol",
@@ -61,6 +68,12 @@ def security_settings(
         return {}
     _complete(values)
     return {key.replace("_", "."): value for key, value in values.items()}
+
+
+def environment_security() -> dict[str, str]:
+    """The settings the ``KAFKA_*`` variables give alone (for tools without a manifest, such
+    as the benchmarks)."""
+    return security_settings({}, os.environ)
 
 
 def _complete(values: dict[str, str]) -> None:

@@ -10,6 +10,7 @@ from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartit
 
 from benchmarks.exceptions import BenchError
 from eventlog.clients import consumer_config, producer_config
+from eventlog.kafka_security import environment_security
 from eventlog.record import Event, encode
 
 __all__ = ["bench_event", "count_records", "preload", "sample_body"]
@@ -44,7 +45,7 @@ def sample_body() -> bytes:
 
 def preload(bootstrap: str, topic: str, *, events: int, users: int) -> None:
     """Produce ``events`` events of ``users`` users to ``topic``, as ingest would."""
-    producer = Producer(producer_config(bootstrap))
+    producer = Producer(producer_config(bootstrap, security=environment_security()))
     failures: list[KafkaError] = []
 
     def on_delivery(error: KafkaError | None, _: Message) -> None:
@@ -76,7 +77,9 @@ def preload(bootstrap: str, topic: str, *, events: int, users: int) -> None:
 
 def count_records(bootstrap: str, topic: str) -> int:
     """Records in ``topic`` (its partitions' high watermarks added up; 0 if it is missing)."""
-    consumer = Consumer(consumer_config(bootstrap, "bench-dispatch.watermarks"))
+    consumer = Consumer(
+        consumer_config(bootstrap, "bench-dispatch.watermarks", security=environment_security())
+    )
     try:
         found = consumer.list_topics(topic, timeout=10).topics.get(topic)
         partitions = found.partitions if found is not None and found.error is None else {}

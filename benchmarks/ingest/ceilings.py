@@ -15,6 +15,7 @@ from confluent_kafka import KafkaError, Message, Producer
 from litestar import Litestar
 
 from eventlog.clients import producer_config
+from eventlog.kafka_security import environment_security
 from eventlog.producer import Delivered
 from eventlog.record import Event, Headers, encode
 from ingest import IngestSettings, create_app
@@ -61,7 +62,7 @@ def ceiling_app() -> Litestar:
 def kafka_ceiling(bootstrap: str, topic: str, *, seconds: float, cap: int) -> tuple[float, int]:
     """Records per second a bare producer loop gets acknowledged with ingest's settings, and
     how many failed."""
-    producer = Producer(producer_config(bootstrap))
+    producer = Producer(producer_config(bootstrap, security=environment_security()))
     payload = "x" * PAYLOAD_BYTES
     now_ms = time.time_ns() // 1_000_000
     records = [encode(Event(str(uuid.uuid4()), f"user-{u}", payload, now_ms)) for u in range(USERS)]

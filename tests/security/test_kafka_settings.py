@@ -144,3 +144,18 @@ def test_the_password_is_not_in_a_manifests_or_settings_repr(tmp_path: Path) -> 
     settings = IngestSettings(kafka_security=dict(loaded.security))
     assert PASSWORD not in repr(loaded)
     assert PASSWORD not in repr(settings)
+
+
+def test_tools_without_a_manifest_take_the_kafka_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    from eventlog.kafka_security import environment_security  # noqa: PLC0415
+
+    monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("KAFKA_SASL_USERNAME", "bench")
+    monkeypatch.setenv("KAFKA_SASL_PASSWORD", "pw")
+    settings = environment_security()
+    assert settings["security.protocol"] == "SASL_SSL"
+    assert settings["sasl.username"] == "bench"
+    monkeypatch.delenv("KAFKA_SECURITY_PROTOCOL")
+    monkeypatch.delenv("KAFKA_SASL_USERNAME")
+    monkeypatch.delenv("KAFKA_SASL_PASSWORD")
+    assert environment_security() == {}
