@@ -22,6 +22,7 @@ from dispatcher.delivery import Outcome, deliver
 from dispatcher.destinations import TYPES
 from dispatcher.gate import DestinationGate
 from dispatcher.manifest import DestinationSpec, Manifest
+from dispatcher.tables import format_table
 from dispatcher.topic_reader import read_to_end
 from eventlog.exceptions import RecordFormatError
 from eventlog.record import Event, decode
@@ -82,7 +83,7 @@ def _letter(message: Message, headers: dict[str, bytes]) -> Letter:
 
 def format_letters(letters: list[Letter]) -> str:
     header = ("TIME", "USER", "EVENT", "ATTEMPTS", "ERROR", "AT")
-    rows = [header] + [
+    rows = [
         (
             time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(letter.at_ms / 1000)),
             letter.user[:40], letter.event_id[:40], str(letter.attempts),
@@ -90,11 +91,7 @@ def format_letters(letters: list[Letter]) -> str:
         )
         for letter in letters
     ]  # fmt: skip
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    )
+    return format_table(header, rows)
 
 
 async def redrive(

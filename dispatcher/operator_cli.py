@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from dispatcher.dead_letters import format_letters, read_letters, redrive
+from dispatcher.dead_letters import Letter, format_letters, read_letters, redrive
 from dispatcher.exceptions import ManifestError
 from dispatcher.manifest import DestinationSpec, Manifest, load_manifests
 from dispatcher.park_records import ReadReplayResult
@@ -36,6 +36,14 @@ def _destination(path: Path, name: str) -> tuple[Manifest, DestinationSpec]:
         manifest = load_manifests([path], environ=os.environ)[0]
         return manifest, find_destination(manifest, name)
     except (ManifestError, EventDeliveryError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
+def _letters(manifest: Manifest, spec: DestinationSpec, timeout: float) -> list[Letter]:
+    try:
+        return read_letters(manifest, spec.name, timeout=timeout)
+    except EventDeliveryError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
 
@@ -105,11 +113,7 @@ def replay(
 def dead_letters(manifest_path: Path, destination: str, limit: int, timeout: float) -> None:
     """List a destination's dead letters: time, user, event id, attempts, error."""
     manifest, spec = _destination(manifest_path, destination)
-    try:
-        letters = read_letters(manifest, spec.name, timeout=timeout)
-    except EventDeliveryError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+    letters = _letters(manifest, spec, timeout)
     if not letters:
         click.echo(f"no dead letters for {spec.name}")
         return
@@ -133,11 +137,7 @@ def redrive_command(
     if not event_ids and not everything:
         raise click.UsageError("say which: --event ID (repeatable) or --all")
     manifest, spec = _destination(manifest_path, destination)
-    try:
-        letters = read_letters(manifest, spec.name, timeout=timeout)
-    except EventDeliveryError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+    letters = _letters(manifest, spec, timeout)
     chosen = letters if everything else [x for x in letters if x.event_id in set(event_ids)]
     if not chosen:
         click.echo(f"no matching dead letters for {spec.name}")

@@ -18,6 +18,7 @@ from typing import TypeVar
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
+from dispatcher import tables
 from dispatcher.breaker_state import BreakerRecord, read_breakers, state_topic
 from dispatcher.manifest import DestinationSpec, Manifest
 from dispatcher.park_records import park_topic
@@ -194,7 +195,7 @@ def format_table(rows: list[DestinationStatus]) -> str:
         "DESTINATION", "GROUP", "COMMITTED", "END", "LAG", "OLDEST", "OF-RETENTION", "BREAKER",
         "SINCE", "PROBE-IN", "PARKED-USERS", "PARKED-EVENTS",
     )  # fmt: skip
-    cells = [header] + [
+    cells = [
         (
             r.destination, r.group, str(r.committed), str(r.end), str(r.lag),
             _maybe(r.oldest_lag_seconds, _human), _share(r.oldest_lag_seconds, r.retention_seconds),
@@ -204,11 +205,7 @@ def format_table(rows: list[DestinationStatus]) -> str:
         )
         for r in rows
     ]  # fmt: skip
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in cells
-    )
+    return tables.format_table(header, cells)
 
 
 def _maybe(value: T | None, show: Callable[[T], str]) -> str:

@@ -4,8 +4,9 @@ Routes (POST): ``/ok`` (204), ``/fail`` (500), ``/fail-first`` (500 for the firs
 each event id, then 204), ``/hang`` (answers after a minute), ``/latency/<ms>`` (204 after
 ``ms`` milliseconds), ``/status/<code>``, ``/fail-user/<user_id>`` (500 for that user's events,
 204 for everyone else's), ``/switch/<name>`` (500 while the test has ``failing[name]`` hold
-``"*"``, or the event's user; else 204). It also tracks requests in flight: the peak overall,
-and any user that ever had two at once (which per-user ordering forbids).
+``"*"``, or the event's user; else 204), ``/refuse/<name>`` (the same with 422). It also
+tracks requests in flight: the peak overall, and any user that ever had two at once (which
+per-user ordering forbids).
 
 Runs in a thread with its own event loop (a ``LoopbackServer``), so tests in any style can
 use it.
@@ -146,6 +147,9 @@ class HttpSink(LoopbackServer):
         if route.startswith("/fail-user/"):
             failing = route.removeprefix("/fail-user/")
             return web.Response(status=500 if user_id == failing else 204)
+        if route.startswith("/refuse/"):
+            refused = self.failing.get(route.removeprefix("/refuse/"), set())
+            return web.Response(status=422 if "*" in refused or user_id in refused else 204)
         if route.startswith("/switch/"):
             down = self.failing.get(route.removeprefix("/switch/"), set())
             return web.Response(status=500 if "*" in down or user_id in down else 204)
