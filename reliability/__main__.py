@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from localkafka.cluster import Cluster
-from reliability.report import render
+from reliability.report import current_commit, render
 from reliability.scenarios import SCENARIOS, Outcome, run_scenario
 
 REPORT = Path(__file__).resolve().parents[1] / "docs" / "reliability.md"
@@ -41,6 +41,7 @@ def main(keys: tuple[str, ...], users: int, rate: float, report: Path) -> None:
     cluster = Cluster.from_environment()
     chosen = [s for s in SCENARIOS if not keys or s.key in keys]
     workdir = Path(tempfile.mkdtemp(prefix="reliability-"))
+    commit = current_commit()
     outcomes: list[Outcome] = []
     for scenario in chosen:
         click.echo(f"--- {scenario.title}")
@@ -52,7 +53,7 @@ def main(keys: tuple[str, ...], users: int, rate: float, report: Path) -> None:
             f"order_violations={v.order_violations} recovered={outcome.recovered} "
             f"unavailable={outcome.longest_unavailable:.1f}s {'; '.join(outcome.failures)}"
         )
-    report.write_text(render(outcomes, users=users, rate=rate))
+    report.write_text(render(outcomes, users=users, rate=rate, commit=commit))
     click.echo(f"wrote {report}; logs in {workdir}")
     sys.exit(0 if all(o.passed for o in outcomes) else 1)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from reliability.scenarios import Outcome
 
-__all__ = ["render", "table"]
+__all__ = ["current_commit", "render", "table"]
 
 _INTRO = """\
 # Reliability under faults
@@ -67,16 +67,23 @@ def table(outcomes: list[Outcome]) -> str:
     return head + "\n".join(rows) + "\n"
 
 
-def render(outcomes: list[Outcome], *, users: int, rate: float) -> str:
+def render(outcomes: list[Outcome], *, users: int, rate: float, commit: str) -> str:
+    """The whole document; ``commit`` is the code measured (``current_commit()`` at the start)."""
     intro = _INTRO.format(users=users, rate=rate)
-    return f"{intro}\n## Latest run\n\n{_stamp()}\n\n{table(outcomes)}"
+    stamp = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {commit}."
+    return f"{intro}\n## Latest run\n\n{stamp}\n\n{table(outcomes)}"
 
 
-def _stamp() -> str:
-    commit = subprocess.run(
-        ["git", "-C", str(Path(__file__).parent), "rev-parse", "--short", "HEAD"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
-    return f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {commit or '?'}."
+def current_commit() -> str:
+    """The checked-out commit, and whether the work tree differs from it."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(Path(__file__).parent), *args],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD") or "?"
+    return commit + (" (with uncommitted changes)" if git("status", "--porcelain") else "")

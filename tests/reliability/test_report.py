@@ -51,8 +51,9 @@ def test_each_scenario_is_a_row_with_the_issues_columns() -> None:
 def test_the_document_says_how_it_was_measured_and_when() -> None:
     verdict = Verdict(accepted=1, delivered=1, lost=0, duplicated=0, order_violations=0,
                       unacknowledged=0)  # fmt: skip
-    text = render([outcome("dispatcher-kill", verdict)], users=300, rate=300)
+    text = render([outcome("dispatcher-kill", verdict)], users=300, rate=300, commit="abc1234")
     assert text.startswith("# Reliability under faults")
     assert "300 users send 300 events/s" in text
     assert "## Latest run" in text
+    assert "commit abc1234." in text
     assert "| 4. SIGKILL the dispatcher 5 times |" in text
