@@ -59,7 +59,7 @@ cluster-status:
 cluster-down:
     {{python}} -m localkafka cluster down
 
-# Fault scenarios on the cluster under load (lost must be 0); writes docs/reliability.md (~6 min).
+# Fault scenarios on the cluster under load (lost must be 0); writes docs/reliability.md (~10 min).
 reliability *args:
     {{python}} -m reliability {{args}}
 
