@@ -86,8 +86,11 @@ def test_an_always_failing_destination_opens_its_breaker_instead_of_dead_letteri
     stack: Stack, sink: HttpSink
 ) -> None:
     stack.start_ingest()
-    dispatcher = stack.start_dispatcher(stack.manifest("shard", [hook("broken", sink, "/fail")]))
-    sent = stack.send_per_user(users=8, per_user=3)
+    sent = stack.send_per_user(users=8, per_user=3)  # waiting in Kafka: fetched at once
+    manifest = stack.manifest(
+        "shard", [hook("broken", sink, "/fail")], retry={"max_retries": 3, "initial_backoff": "1s"}
+    )
+    dispatcher = stack.start_dispatcher(manifest)
 
     assert dispatcher.wait_for_log("breaker opened destination=broken")
     # Five failures in a row across users open it, before any user runs out of retries: only
