@@ -19,10 +19,10 @@ shares a GIL with another:
 * one more dispatcher run under pyinstrument, to say what bounds it when it is CPU-bound.
 
 The machine is small and shared, so absolute numbers are noisy: rates are reported next to the
-bare client's, measured in the same run. A rate is (deliveries - 1) over the time from the first
-to the last arrival at the sink; a run ends at its event count or its time window, whichever
-comes first. It is a benchmark, not a test: nothing here judges the numbers, though the report
-says which goals of issue 14 were met.
+bare client's, measured in the same run. A run is measured from a warm-up after its first arrival
+at the sink (``--warmup``) until its event count or its time window, whichever comes first; its
+rate is the arrivals in that window over the time to the last one. It is a benchmark, not a
+test: nothing here judges the numbers, though the report says which goals of issue 14 were met.
 
     python -m benchmarks.bench_dispatch                  # full: under 10 minutes
     python -m benchmarks.bench_dispatch --quick          # smoke: tiny numbers
@@ -123,6 +123,7 @@ def _size_option(
     help="Sink latency (ms) of the one-destination runs, repeatable [all].",
 )
 @_size_option("window", click.FloatRange(min=0.5), "Longest run, seconds.")
+@_size_option("warmup", click.FloatRange(min=0), "Seconds of a run before it is measured.")
 @_size_option("destinations", click.IntRange(min=1), "Destinations in one process.")
 @_size_option("batch", click.IntRange(min=1), "Events each of them delivers.")
 @_size_option(
@@ -148,6 +149,7 @@ def main(  # noqa: PLR0917 - click passes every option by position
     concurrencies: tuple[int, ...],
     latencies: tuple[str, ...],
     window: float | None,
+    warmup: float | None,
     destinations: int | None,
     batch: int | None,
     tracing_rounds: int | None,
@@ -169,6 +171,7 @@ def main(  # noqa: PLR0917 - click passes every option by position
         concurrencies=tuple(sorted(set(concurrencies))) or sizes.concurrencies,
         latencies=tuple(sorted({int(ms) for ms in latencies})) or LATENCIES_MS,
         window=sizes.window if window is None else window,
+        warmup=sizes.warmup if warmup is None else warmup,
         destinations=sizes.destinations if destinations is None else destinations,
         batch=sizes.batch if batch is None else batch,
         tracing_rounds=sizes.tracing_rounds if tracing_rounds is None else tracing_rounds,

@@ -149,6 +149,7 @@ class Bench:
             concurrency=concurrency,
             deliveries=self.plan.events,
             window=self.plan.window if window is None else window,
+            warmup=self.plan.warmup,
             broker=self.broker,
         )
         click.echo(

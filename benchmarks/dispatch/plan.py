@@ -59,6 +59,8 @@ class Sizes:
     tracing_rounds: int
     """Off-on pairs the tracing comparison alternates through, each over a share of the
     window."""
+    warmup: float
+    """Seconds after a run's first arrival before it is measured."""
 
 
 FULL = Sizes(
@@ -69,8 +71,9 @@ FULL = Sizes(
     destinations=1000,
     batch=5,
     tracing_rounds=2,
+    warmup=2.0,
 )
-QUICK = Sizes(400, 100, (1, 8), window=1.5, destinations=3, batch=4, tracing_rounds=1)
+QUICK = Sizes(400, 100, (1, 8), window=1.5, destinations=3, batch=4, tracing_rounds=1, warmup=0.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +92,8 @@ class Plan:
     """Sink latencies measured, in milliseconds."""
     window: float
     """Longest one run measures, in seconds; slow runs report their rate over this window."""
+    warmup: float
+    """Seconds after a run's first arrival before its measurement starts."""
     destinations: int
     """Destinations hosted by the many-destination dispatcher."""
     batch: int

@@ -34,8 +34,12 @@ class Run:
     latency_ms: int
     concurrency: int
     deliveries: int
+    """Arrivals at the sink over the whole run, warm-up included."""
+    counted: int
+    """Arrivals the rate counts: after the warm-up (or the first arrival, without one)."""
     seconds: float
-    """From the first to the last arrival at the sink."""
+    """From the end of the warm-up (or the first arrival) to the last arrival, by the sink's
+    clock."""
     wall: float
     """The window the CPU figures cover, by the benchmark's clock."""
     wall_deliveries: int
@@ -58,7 +62,7 @@ class Run:
 
     @property
     def rate(self) -> float:
-        return (self.deliveries - 1) / self.seconds if self.seconds > 0 else 0.0
+        return self.counted / self.seconds if self.seconds > 0 else 0.0
 
     def percent(self, seconds: float) -> float:
         """``seconds`` of CPU (or waiting) as a percentage of one core over the window."""
@@ -82,15 +86,27 @@ def measure(
     concurrency: int,
     deliveries: int,
     window: float,
+    warmup: float = 0.0,
     broker: ProcessWatch | None = None,
 ) -> Run:
-    """Watch the sink count ``client``'s deliveries from the first one until ``deliveries``
-    arrived, ``window`` seconds passed, arrivals stalled, or the client exited."""
+    """Watch the sink count ``client``'s deliveries from ``warmup`` seconds after the first
+    one until ``deliveries`` arrived, ``window`` seconds passed, arrivals stalled, or the
+    client exited. The warm-up leaves a client's start (a new consumer group positioning its
+    partitions, connections opening) out of the rate, the CPU and the in-flight figures."""
     started = time.monotonic()
     while (stats := sink.stats()).count == 0:
         if not client.running() or time.monotonic() - started > FIRST_DELIVERY_TIMEOUT:
             raise BenchError(f"{client.name} delivered nothing:\n{client.log_tail()}")
         time.sleep(POLL_INTERVAL)
+    # Without a warm-up the rate runs from the first arrival, which it does not count.
+    start_at, start_count = stats.first, 1
+    warmed = time.monotonic() + warmup
+    while warmup and time.monotonic() < warmed and client.running():
+        time.sleep(POLL_INTERVAL)
+        if (stats := sink.stats()).count >= deliveries:
+            start_at, start_count = stats.first, 1  # all delivered while warming up
+            break
+        start_at, start_count = stats.now, stats.count
     watches = (client.watch, sink.process.watch)
     client0, sink0 = (watch.sample() for watch in watches)
     broker0 = broker.sample(per_thread=False) if broker else None
@@ -121,7 +137,8 @@ def measure(
         latency_ms=latency_ms,
         concurrency=concurrency,
         deliveries=stats.count,
-        seconds=stats.seconds,
+        counted=max(0, stats.count - start_count),
+        seconds=max(0.0, stats.last - start_at),  # negative: nothing arrived after the start
         wall=now - t0,
         wall_deliveries=stats.count - first_count,
         used=client_now - client0,

@@ -95,6 +95,7 @@ class CountingSink:
                 "count": self.count,
                 "first": self.first,
                 "last": self.last,
+                "now": time.monotonic(),
                 "paths": self.paths,
                 "distinct": distinct,
             }
@@ -110,6 +111,9 @@ class SinkStats:
     count: int
     first: float
     last: float
+    """When the first and the last arrival came, by the sink's clock."""
+    now: float
+    """When the sink answered this, by the same clock."""
     paths: dict[str, int]
     """Arrivals per path."""
     distinct: dict[str, int]
@@ -132,7 +136,7 @@ class SinkClient(HelperClient):
     def stats(self) -> SinkStats:
         body = self.http.get("/stats").raise_for_status().json()
         return SinkStats(
-            body["count"], body["first"], body["last"], body["paths"], body["distinct"]
+            body["count"], body["first"], body["last"], body["now"], body["paths"], body["distinct"]
         )
 
     def reset(self) -> None:

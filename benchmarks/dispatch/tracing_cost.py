@@ -25,7 +25,7 @@ class Totals:
     @property
     def rate(self) -> float:
         seconds = sum(run.seconds for run in self.runs)
-        return sum(run.deliveries - 1 for run in self.runs) / seconds if seconds else 0.0
+        return sum(run.counted for run in self.runs) / seconds if seconds else 0.0
 
     def per_delivery_us(self, loop: bool) -> float:
         used = sum(run.used.loop_cpu if loop else run.used.cpu for run in self.runs)

@@ -23,8 +23,8 @@ import (
 	"time"
 )
 
-// counts is what arrived since the last reset. Times are seconds since the sink started:
-// the benchmark only ever takes their differences.
+// counts is what arrived since the last reset. Times (first, last, and "now" in /stats) are
+// seconds since the sink started: the benchmark only ever takes their differences.
 type counts struct {
 	mu       sync.Mutex
 	start    time.Time
@@ -108,7 +108,7 @@ func (c *counts) stats(w http.ResponseWriter, r *http.Request) {
 	}
 	body, err := json.Marshal(map[string]any{
 		"count": c.count, "first": c.first, "last": c.last,
-		"paths": c.paths, "distinct": distinct,
+		"now": time.Since(c.start).Seconds(), "paths": c.paths, "distinct": distinct,
 	})
 	c.mu.Unlock()
 	if err != nil {

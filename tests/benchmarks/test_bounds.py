@@ -25,6 +25,7 @@ def run(
         latency_ms=latency_ms,
         concurrency=concurrency,
         deliveries=deliveries,
+        counted=deliveries - 1,
         seconds=wall,
         wall=wall,
         wall_deliveries=deliveries,
