@@ -94,7 +94,9 @@ def draw(samples: list[Sample], restarts: list[float], path: Path) -> None:
     plt.close(figure)
 
 
-def summary(verdict: Verdict, samples: list[Sample], minutes: float, rate: float) -> str:
+def summary(
+    verdict: Verdict, samples: list[Sample], minutes: float, rate: float, *, failure: str = ""
+) -> str:
     first, last = samples[0], samples[-1]
     lines = [
         "# Soak",
@@ -105,6 +107,7 @@ def summary(verdict: Verdict, samples: list[Sample], minutes: float, rate: float
         "",
         "![RSS, file descriptors, threads and lag over the soak](soak.png)",
         "",
+        *([f"Stopped early, at minute {last.minute:.0f}: {failure}", ""] if failure else []),
         "| accepted | delivered | lost | duplicated | order violations |",
         "| ---: | ---: | ---: | ---: | ---: |",
         f"| {verdict.accepted} | {verdict.delivered} | **{verdict.lost}** "
@@ -139,6 +142,7 @@ def main(  # noqa: PLR0917 - click passes the options positionally
     workdir = Path(tempfile.mkdtemp(prefix="soak-"))
     samples: list[Sample] = []
     restarts: list[float] = []
+    failure = ""
     with Sink(flap_up=60, flap_down=30) as sink:
         destinations = [
             {"name": "steady", "type": "http", "url": sink.url("steady")},
@@ -153,7 +157,12 @@ def main(  # noqa: PLR0917 - click passes the options positionally
                 next_restart = start + restart_every
                 node = 1
                 while time.monotonic() < end:
-                    system.check_alive()
+                    try:
+                        system.check_alive()
+                    except RuntimeError as exc:  # the picture up to here is still worth having
+                        failure = str(exc).splitlines()[0]
+                        log.error("soak stopped early: %s", failure)
+                        break
                     samples.append(_sample(start, [ingest, dispatcher], system))
                     if time.monotonic() >= next_restart:
                         log.info("SIGKILL node %d, then restart it", node)
@@ -163,11 +172,11 @@ def main(  # noqa: PLR0917 - click passes the options positionally
                         node = node % NODES + 1
                         next_restart += restart_every
                     time.sleep(max(0.0, start + len(samples) * sample_every - time.monotonic()))
-            settled = wait_until_settled(system, sink, load, 300)
+            settled = not failure and wait_until_settled(system, sink, load, 300)
             verdict = judge(load.accepted(), sink.deliveries(), DESTINATIONS)
     docs.mkdir(parents=True, exist_ok=True)
     draw(samples, restarts, docs / "soak.png")
-    (docs / "soak.md").write_text(summary(verdict, samples, minutes, rate))
+    (docs / "soak.md").write_text(summary(verdict, samples, minutes, rate, failure=failure))
     click.echo(
         f"accepted={verdict.accepted} lost={verdict.lost} duplicated={verdict.duplicated} "
         f"order_violations={verdict.order_violations} settled={settled}; "

@@ -29,3 +29,10 @@ def test_the_summary_says_lost_and_duplicated_and_first_to_last() -> None:
     assert "| 100 | 100 | **0** | 7 | 0 |" in text
     assert "| ingest | 80 → 85 | 30 → 30 | 12 → 12 |" in text
     assert "![RSS, file descriptors, threads and lag over the soak](soak.png)" in text
+
+
+def test_a_soak_cut_short_says_when_and_why() -> None:
+    verdict = Verdict(accepted=1, delivered=0, lost=1, duplicated=0, order_violations=0,
+                      unacknowledged=0)  # fmt: skip
+    text = summary(verdict, samples(), minutes=30, rate=200, failure="dispatcher-1 exited")
+    assert "Stopped early, at minute 1: dispatcher-1 exited" in text
