@@ -23,7 +23,7 @@ MACHINE = "shared cores"
 STARVED = "starved: too few in flight"
 UNCLEAR = "unclear"
 
-LATENCY_SHARE = 0.9
+LATENCY_SHARE = 0.8
 """A rate at this share of ``concurrency / latency`` is all the sink's latency allows."""
 MACHINE_BUSY = 0.95
 """All cores at least this busy (anyone's work): the machine bounds everyone."""
