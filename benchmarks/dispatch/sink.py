@@ -34,6 +34,9 @@ __all__ = [
     "sink",
 ]
 
+QUIET = 0.2
+"""Seconds without an arrival, well above any latency the benchmark asks for, before the
+counts are reset."""
 GO_SINK = "Go (net/http)"
 AIOHTTP_SINK = "aiohttp"
 
@@ -139,7 +142,16 @@ class SinkClient(HelperClient):
             body["count"], body["first"], body["last"], body["now"], body["paths"], body["distinct"]
         )
 
-    def reset(self) -> None:
+    def reset(self, quiet: float = QUIET) -> None:
+        """Forget what arrived, once nothing has for ``quiet`` seconds: a request the last
+        client sent before it stopped is still counted when the latency is over, and would
+        otherwise pass for the next client's first delivery."""
+        seen = self.stats().count
+        while True:
+            time.sleep(quiet)
+            if (count := self.stats().count) == seen:
+                break
+            seen = count
         self.http.delete("/stats").raise_for_status()
 
 
