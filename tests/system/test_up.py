@@ -122,7 +122,10 @@ def test_up_delivers_an_event_and_ctrl_c_leaves_no_process(
     for component in ("kafka", "ingest", "dispatcher-a", "dispatcher-b"):
         assert re.search(rf"^\d\d:\d\d:\d\d {re.escape(component)} +\| ", log, re.M), component
     _assert_stopped_cleanly(log)
-    assert f"delivered destination=sink-a user=u1 event={event_id} attempt=1" in log
+    # Deliveries are logged at DEBUG; each shard's summary line counts them.
+    assert re.search(
+        r"^\S+ dispatcher-a +\| .*dispatcher stopped destinations=1 delivered=1 ", log, re.M
+    )
 
 
 def test_an_event_accepted_before_ctrl_c_is_delivered_by_the_next_up(
