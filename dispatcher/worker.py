@@ -129,8 +129,11 @@ class DestinationWorker:
         self._config["auto.offset.reset"] = "error"
         self._consumer_factory = consumer_factory
         self._reader_topic = park.topic
+        reader_logger = kafka_logger("park-reader", destination=spec.name)
         self._reader_factory = reader_factory or (
-            lambda: ParkReader(bootstrap_servers, park.topic, **manifest.security)
+            lambda: ParkReader(
+                bootstrap_servers, park.topic, logger=reader_logger, **manifest.security
+            )
         )
         self._scheduler: KeyedScheduler[Job, _Key] = KeyedScheduler(spec.concurrency)
         self._partitions = Partitions()
@@ -396,10 +399,24 @@ class DestinationWorker:
         consumer = self._consumer
         assert consumer is not None
         tp = TopicPartition(self._topic, partition)
-        committed = (await run_in_daemon_thread(lambda: consumer.committed([tp], timeout=10)))[0]
-        low, _high = await run_in_daemon_thread(
-            lambda: consumer.get_watermark_offsets(tp, timeout=10)
-        )
+        while True:
+            try:
+                committed = (
+                    await run_in_daemon_thread(lambda: consumer.committed([tp], timeout=10))
+                )[0]
+                low, _high = await run_in_daemon_thread(
+                    lambda: consumer.get_watermark_offsets(tp, timeout=10)
+                )
+                break
+            except (KafkaException, TimeoutError) as exc:
+                # A broker restarting or a leader moving: the partition waits, and asks again.
+                log.warning(
+                    "start offset not known yet destination=%s partition=%d error=%s",
+                    self.name, partition, exc,
+                )  # fmt: skip
+                await asyncio.sleep(1)
+                if self._partitions.current(partition, epoch) is None:
+                    return
         state = self._partitions.current(partition, epoch)
         if state is None:
             return

@@ -21,6 +21,7 @@ from confluent_kafka import (
     OFFSET_INVALID,
     TIMESTAMP_CREATE_TIME,
     KafkaError,
+    KafkaException,
     TopicPartition,
 )
 
@@ -124,6 +125,8 @@ class FakeConsumer:
         self._commit_reports: list[tuple[KafkaError | None, list[TopicPartition]]] = []
         self.closed = False
         self.calls = 0
+        self.failing_lookups = 0
+        """``committed`` fails this many more times, as with a broker restarting."""
 
     # -- what the test drives ----------------------------------------------------------
 
@@ -241,6 +244,9 @@ class FakeConsumer:
     def committed(
         self, partitions: list[TopicPartition], timeout: float = -1
     ) -> list[TopicPartition]:
+        if self.failing_lookups > 0:
+            self.failing_lookups -= 1
+            raise KafkaException(KafkaError(KafkaError._DESTROY_BROKER, "broker handle destroyed"))
         out = []
         for tp in partitions:
             offset, metadata = self.cluster.committed.get(

@@ -260,6 +260,15 @@ async def test_the_poison_guard_opens_the_breaker_instead_of_parking_everyone() 
         await wait_until(lambda: len(receiver.received) == 20)
 
 
+async def test_a_broker_restarting_while_a_partition_is_placed_only_delays_it() -> None:
+    async with Harness() as h:
+        h.consumer.failing_lookups = 3  # the committed offset cannot be read for a while
+        h.send(0, "ann", "0")
+        h.consumer.assign([0])
+        await wait_until(lambda: h.receiver.payloads("ann") == ["0"], within=15)
+        assert h.worker.stopped_by is None
+
+
 async def test_a_brand_new_group_honours_start_from_latest() -> None:
     async with Harness(start_from="latest") as h:
         h.send(0, "ann", "old")
