@@ -664,6 +664,8 @@ class DestinationWorker:
     # -- rebalancing (called from consume(), on the loop thread) ------------------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if self._stopping:
+            return  # close() runs callbacks on its own thread; everything was settled before
         for tp in partitions:
             state = self._partitions.assign(tp.partition)
             self._spawn(self._recover(tp.partition, state.epoch))
@@ -673,6 +675,8 @@ class DestinationWorker:
         )  # fmt: skip
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if self._stopping:
+            return  # committed and abandoned already, on the loop thread
         revoked = {tp.partition for tp in partitions}
         self._committer.commit(consumer, asynchronous=False, only=revoked)
         self._abandon(revoked)
@@ -682,6 +686,8 @@ class DestinationWorker:
         )  # fmt: skip
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if self._stopping:
+            return
         # Another member may own them already: committing now could move its offsets back.
         lost = {tp.partition for tp in partitions}
         self._abandon(lost)

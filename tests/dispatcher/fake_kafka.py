@@ -265,6 +265,11 @@ class FakeConsumer:
         return low, len(self.cluster.topic(tp.topic)[tp.partition])
 
     def close(self) -> None:
+        # librdkafka serves what the group coordinator sent meanwhile from close() too, on
+        # the closing thread: an assignment may arrive just as the consumer leaves.
+        while self._pending:
+            kind, partitions = self._pending.pop(0)
+            self._rebalance(kind, partitions)
         if self._positions:
             self._callbacks["on_revoke"](self, self.assignment())
         self._positions.clear()

@@ -260,6 +260,17 @@ async def test_the_poison_guard_opens_the_breaker_instead_of_parking_everyone() 
         await wait_until(lambda: len(receiver.received) == 20)
 
 
+async def test_an_assignment_arriving_while_the_worker_closes_is_ignored() -> None:
+    h = Harness()
+    async with h:
+        await h.settle()
+        h.consumer.assign([0, 1])  # arrives only in close(), on the closing thread
+        h.stop.set()
+        assert h.task is not None
+        await asyncio.wait_for(h.task, timeout=10)
+    assert h.task.exception() is None
+
+
 async def test_a_broker_restarting_while_a_partition_is_placed_only_delays_it() -> None:
     async with Harness() as h:
         h.consumer.failing_lookups = 3  # the committed offset cannot be read for a while
