@@ -128,6 +128,11 @@ async def run_dispatcher(
     )
     if crashed:
         raise RuntimeError(f"destinations crashed: {', '.join(crashed)}")
+    stopped = [worker.name for worker in workers if worker.stopped_by is not None]
+    if stopped:
+        # Exit non-zero: a supervisor restarting the process gives them another go once the
+        # cause (a topic Kafka refuses to write) is fixed; their events wait uncommitted.
+        raise RuntimeError(f"destinations stopped: {', '.join(stopped)}")
     return stats
 
 
