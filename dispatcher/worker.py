@@ -241,12 +241,15 @@ class DestinationWorker:
         self._stopping = True  # no new deliveries; in-flight ones may finish
         duties.cancel()
         running = [task for task, _ in self._tasks.values() if not task.done()]
+        drain = self._drain_timeout
+        if not self._gate.closed:
+            drain = 0.0  # they wait at the open breaker: none can finish by waiting longer
         if running:
             log.info(
                 "draining destination=%s in_flight=%d timeout=%.1fs",
-                self.name, len(running), self._drain_timeout,
+                self.name, len(running), drain,
             )  # fmt: skip
-            _, late = await asyncio.wait(running, timeout=self._drain_timeout)
+            _, late = await asyncio.wait(running, timeout=drain) if drain else (set(), running)
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)

@@ -186,6 +186,23 @@ async def test_an_outage_opens_the_breaker_pauses_fetching_and_loses_nothing() -
         assert payloads == sorted(payloads)
 
 
+async def test_shutdown_does_not_wait_for_events_held_at_an_open_breaker() -> None:
+    receiver = Receiver()
+    receiver.down = True
+    h = Harness(receiver=receiver, drain_timeout=60)
+    async with h:
+        for n in range(5):
+            h.send(0, f"u{n}", "0")
+        h.consumer.assign([0])
+        await wait_until(lambda: h.worker.breaker_state is not State.CLOSED)
+        started = time.monotonic()
+        h.stop.set()
+        assert h.task is not None
+        await asyncio.wait_for(h.task, timeout=30)
+    assert time.monotonic() - started < 30  # far below the 60 s drain
+    assert h.committed(0) in (None, 0)  # nothing delivered, nothing committed past it
+
+
 async def test_one_failing_user_is_parked_in_order_while_others_flow_then_replayed() -> None:
     receiver = Receiver()
     receiver.failing.add("ann")

@@ -108,6 +108,7 @@ class Harness:
         retention_ms: int | None = None,
         metrics: DeliveryMetrics | None = None,
         commit_interval: float = 0.02,
+        drain_timeout: float = 1.0,
     ) -> None:
         self.cluster = cluster or FakeCluster(partitions=4)
         self.spec = destination_spec or spec()
@@ -130,7 +131,7 @@ class Harness:
             bootstrap_servers="fake:9092",
             retention_ms=retention_ms,
             commit_interval=commit_interval,
-            drain_timeout=1.0,
+            drain_timeout=drain_timeout,
             metrics=metrics,
             consumer_factory=self._consumer,
             reader_factory=lambda: cast(ParkReader, FakeReader(self.cluster, self.park_topic)),
