@@ -134,6 +134,32 @@ def kill_dispatcher_repeatedly(run: FaultRun, *, times: int = 5, deliveries: int
         dispatcher.start()
 
 
+def scale_shard(run: FaultRun, *, deliveries: int = 300, extra: int = 2) -> None:
+    """5: grow the shard from one dispatcher process to ``1 + extra`` under load, then shrink
+    it back to one (SIGTERM: a clean leave), waiting for ``deliveries`` more at each size."""
+    for size in (1 + extra, 1):
+        target = run.sink.count() + deliveries
+        _wait(run, partial(_at_least, run.sink.count, target), 90, f"{deliveries} deliveries")
+        if size > len(run.system.dispatchers):
+            log.info("scaling the shard up to %d processes", size)
+            while len(run.system.dispatchers) < size:
+                run.system.start_dispatcher()
+
+            def all_own_partitions() -> bool:
+                return all(
+                    "partitions assigned" in d.log_tail(1_000_000) for d in run.system.dispatchers
+                )
+
+            _wait(run, all_own_partitions, 90, "every process to own partitions")
+        else:
+            log.info("scaling the shard down to %d process", size)
+            while len(run.system.dispatchers) > size:
+                leaving = run.system.dispatchers.pop()
+                leaving.stop()
+    target = run.sink.count() + deliveries
+    _wait(run, partial(_at_least, run.sink.count, target), 90, f"{deliveries} deliveries")
+
+
 def kill_ingest(run: FaultRun, *, times: int = 3, accepted: int = 200) -> None:
     """7: SIGKILL ingest ``times`` times under load, each after ``accepted`` more 202s, and
     start it again on the same port."""

@@ -47,6 +47,7 @@ SCENARIOS = [
     Scenario(
         "dispatcher-kill", "4. SIGKILL the dispatcher 5 times", faults.kill_dispatcher_repeatedly
     ),
+    Scenario("scale", "5. scale a shard 1 → 3 → 1 processes under load", faults.scale_shard),
     Scenario(
         "hanging",
         "6. a destination that never answers",
