@@ -43,7 +43,28 @@ def test_the_compose_file_is_the_one_localkafka_uses() -> None:
 
 
 def test_every_service_is_there(services: dict[str, dict[str, Any]]) -> None:
-    assert set(services) == {"kafka", "jaeger", *APPS}
+    default = {name for name, service in services.items() if not service.get("profiles")}
+    assert default == {"kafka", "jaeger", *APPS}
+
+
+def test_the_cluster_profile_is_three_replicated_nodes_of_one_quorum(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    nodes = {n: s for n, s in services.items() if "cluster" in s.get("profiles", [])}
+    assert set(nodes) == {"kafka-1", "kafka-2", "kafka-3"}
+    environments = [nodes[f"kafka-{n}"]["environment"] for n in (1, 2, 3)]
+    assert [env["KAFKA_NODE_ID"] for env in environments] == [1, 2, 3]
+    assert len({env["CLUSTER_ID"] for env in environments}) == 1
+    voters = {env["KAFKA_CONTROLLER_QUORUM_VOTERS"] for env in environments}
+    assert voters == {"1@kafka-1:9093,2@kafka-2:9093,3@kafka-3:9093"}
+    assert all(env["KAFKA_DEFAULT_REPLICATION_FACTOR"] == 3 for env in environments)
+    assert all(env["KAFKA_MIN_INSYNC_REPLICAS"] == 2 for env in environments)
+    # The native cluster's host ports, so `./just reliability` finds either.
+    ports = [nodes[f"kafka-{n}"]["ports"] for n in (1, 2, 3)]
+    assert ports == [[f"127.0.0.1:{p}:{p}"] for p in (19092, 19093, 19094)]
+    for env in environments:
+        listeners = env["KAFKA_LISTENERS"].split(",")
+        assert len({listener.rsplit(":", 1)[1] for listener in listeners}) == len(listeners)
 
 
 def test_kafka_runs_the_version_pinned_in_the_pom(services: dict[str, dict[str, Any]]) -> None:
