@@ -68,6 +68,8 @@ async def run_dispatcher(
     producers: dict[str, AsyncProducer] = {}
     workers: list[DestinationWorker] = []
     metrics = DeliveryMetrics()
+    loop = asyncio.get_running_loop()
+    metrics.watch_tasks(lambda: len(asyncio.all_tasks(loop)))
     for manifest in manifests:
         producer = producers.get(manifest.bootstrap_servers)
         if producer is None:

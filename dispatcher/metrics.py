@@ -121,6 +121,15 @@ class DeliveryMetrics:
     def stopped(self, destination: str) -> None:
         self._stopped[destination] += 1
 
+    def watch_tasks(self, read: Callable[[], int]) -> None:
+        """Report ``read()`` as the process's asyncio tasks (a leak shows as growth)."""
+        meter = metrics.get_meter("dispatcher")
+        meter.create_observable_gauge(
+            "event_loop_tasks", unit="{task}",
+            callbacks=[lambda _: [Observation(read())]],
+            description="asyncio tasks alive in the dispatcher's event loop.",
+        )  # fmt: skip
+
     def watch(self, gauge: str, destination: str, read: Callable[[], float]) -> None:
         """Report ``read()`` as ``gauge`` of ``destination``, read at scrape time."""
         self._gauges[gauge][destination] = read

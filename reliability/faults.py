@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import signal
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -184,12 +185,35 @@ def hanging_destination(run: FaultRun, *, name: str, watch_for: float = 40.0) ->
 
     _wait(run, lambda: attempts() >= 3, 60, f"3 attempts at {name}")
     before = _resources(dispatcher.pid)
+    tasks_before = _tasks(dispatcher.metrics_url)
     time.sleep(watch_for)
     after = _resources(dispatcher.pid)
-    run.notes.append(f"dispatcher sockets {before[0]}→{after[0]}, threads {before[1]}→{after[1]}")
+    tasks_after = _tasks(dispatcher.metrics_url)
+    run.notes.append(
+        f"dispatcher sockets {before[0]}→{after[0]}, threads {before[1]}→{after[1]}, "
+        f"asyncio tasks {tasks_before}→{tasks_after}"
+    )
     # A few sockets of slack: librdkafka reconnects, the pool opens and closes connections.
     if after[0] > before[0] + 5 or after[1] > before[1] + 2:
         run.failures.append(f"the dispatcher's sockets/threads grew: {before} → {after}")
+    # Deliveries waiting on the hanging destination are bounded by its concurrency.
+    if tasks_before is not None and tasks_after is not None and tasks_after > tasks_before + 70:
+        run.failures.append(f"the dispatcher's asyncio tasks grew: {tasks_before} → {tasks_after}")
+
+
+def _tasks(url: str | None) -> int | None:
+    """The dispatcher's ``event_loop_tasks`` gauge, if it answers."""
+    if url is None:
+        return None
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback
+            text = response.read().decode()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("event_loop_tasks") and not line.startswith("#"):
+            return int(float(line.rsplit(" ", 1)[1]))
+    return None
 
 
 def _resources(pid: int) -> tuple[int, int]:

@@ -39,6 +39,9 @@ PARTITIONS = 12
 class Service:
     """A process of the system under test, restartable with the same command line."""
 
+    metrics_url: str | None = field(default=None, init=False)
+    """Where a dispatcher serves its Prometheus metrics."""
+
     name: str
     argv: list[str]
     log_path: Path
@@ -184,11 +187,16 @@ class System:
 
     def start_dispatcher(self) -> Service:
         """Start one more dispatcher process with the run's manifest."""
+        with socket.socket() as probe:  # a free port for its /metrics
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
         service = Service(
             f"dispatcher-{len(self.dispatchers) + 1}",
-            [str(BIN / "dispatcher"), "--manifest", str(self.manifest_path)],
+            [str(BIN / "dispatcher"), "--manifest", str(self.manifest_path),
+             "--metrics-port", str(port)],
             self.workdir / f"dispatcher-{len(self.dispatchers) + 1}.log",
-        )
+        )  # fmt: skip
+        service.metrics_url = f"http://127.0.0.1:{port}/metrics"
         self.dispatchers.append(service.start())
         return service
 
