@@ -23,7 +23,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, TypeVar
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -80,6 +80,8 @@ replayed events of one user have separate keys: a parked user's live events only
 park, so they never race its replay to the destination."""
 
 _STATE_VALUE = {State.CLOSED: 0, State.HALF_OPEN: 1, State.OPEN: 2}
+_NO_SUCH_TOPIC = (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_PARTITION)
+_T = TypeVar("_T")
 
 
 class DestinationWorker:
@@ -402,24 +404,15 @@ class DestinationWorker:
         consumer = self._consumer
         assert consumer is not None
         tp = TopicPartition(self._topic, partition)
-        while True:
-            try:
-                committed = (
-                    await run_in_daemon_thread(lambda: consumer.committed([tp], timeout=10))
-                )[0]
-                low, _high = await run_in_daemon_thread(
-                    lambda: consumer.get_watermark_offsets(tp, timeout=10)
-                )
-                break
-            except (KafkaException, TimeoutError) as exc:
-                # A broker restarting or a leader moving: the partition waits, and asks again.
-                log.warning(
-                    "start offset not known yet destination=%s partition=%d error=%s",
-                    self.name, partition, exc,
-                )  # fmt: skip
-                await asyncio.sleep(1)
-                if self._partitions.current(partition, epoch) is None:
-                    return
+
+        def lookup() -> tuple[TopicPartition, int]:
+            committed = consumer.committed([tp], timeout=10)[0]
+            return committed, consumer.get_watermark_offsets(tp, timeout=10)[0]
+
+        found = await self._ask_kafka(partition, epoch, "start offset", lookup)
+        if found is None:
+            return
+        committed, low = found
         state = self._partitions.current(partition, epoch)
         if state is None:
             return
@@ -446,6 +439,25 @@ class DestinationWorker:
         consumer.pause([tp])
         self._paused.add(partition)
 
+    async def _ask_kafka(
+        self, partition: int, epoch: int, what: str, call: Callable[[], _T]
+    ) -> _T | None:
+        """``call()`` off the loop, asked again every second while Kafka cannot answer (a
+        broker restarting, a leader moving) and the partition is still this assignment's;
+        ``None`` once it is not. A missing topic is no passing trouble: that is raised."""
+        while self._partitions.current(partition, epoch) is not None:
+            try:
+                return await run_in_daemon_thread(call)
+            except (KafkaException, TimeoutError) as exc:
+                if isinstance(exc, KafkaException) and exc.args[0].code() in _NO_SUCH_TOPIC:
+                    raise
+                log.warning(
+                    "%s not known yet destination=%s partition=%d error=%s",
+                    what, self.name, partition, exc,
+                )  # fmt: skip
+                await asyncio.sleep(1)
+        return None
+
     # -- the park: recovery and requests ------------------------------------------------
 
     async def _recover(self, partition: int, epoch: int) -> None:
@@ -454,38 +466,26 @@ class DestinationWorker:
         consumer, reader = self._consumer, self._reader
         assert consumer is not None and reader is not None
         tp = TopicPartition(self._topic, partition)
-        while True:
-            try:
-                committed = await run_in_daemon_thread(lambda: consumer.committed([tp], timeout=10))
-                low, high = await run_in_daemon_thread(lambda: reader.watermarks(partition))
-                break
-            except KafkaException as exc:
-                if exc.args[0].code() in (
-                    KafkaError.UNKNOWN_TOPIC_OR_PART,
-                    KafkaError._UNKNOWN_PARTITION,
-                ):
-                    # Never created, so nothing was ever parked in it (the app creates it).
-                    log.warning(
-                        "no park topic destination=%s topic=%s; nothing to recover",
-                        self.name, self._reader_topic,
-                    )  # fmt: skip
-                    state = self._partitions.current(partition, epoch)
-                    if state is not None:
-                        self._recovered(partition)
-                    return
-                log.warning(
-                    "park not readable yet destination=%s partition=%d error=%s",
-                    self.name, partition, exc,
-                )  # fmt: skip
-                await asyncio.sleep(1)
-            except TimeoutError as exc:
-                log.warning(
-                    "park not readable yet destination=%s partition=%d error=%s",
-                    self.name, partition, exc,
-                )  # fmt: skip
-                await asyncio.sleep(1)
-            if self._partitions.current(partition, epoch) is None:
-                return
+
+        def lookup() -> tuple[list[TopicPartition], int, int]:
+            return consumer.committed([tp], timeout=10), *reader.watermarks(partition)
+
+        try:
+            found = await self._ask_kafka(partition, epoch, "park", lookup)
+        except KafkaException as exc:
+            if exc.args[0].code() not in _NO_SUCH_TOPIC:
+                raise
+            # Never created, so nothing was ever parked in it (the app creates it).
+            log.warning(
+                "no park topic destination=%s topic=%s; nothing to recover",
+                self.name, self._reader_topic,
+            )  # fmt: skip
+            if self._partitions.current(partition, epoch) is not None:
+                self._recovered(partition)
+            return
+        if found is None:
+            return
+        committed, low, high = found
         state = self._partitions.current(partition, epoch)
         if state is None:
             return
