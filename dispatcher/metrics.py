@@ -36,13 +36,11 @@ class DeliveryMetrics:
         meter.create_observable_counter(
             "delivery_events", unit="{event}",
             callbacks=[lambda _: _observe(self._events, "result")],
-            description="Events finished by destination and result (delivered, dead_lettered).",
+            description="Events finished by destination and result (delivered, parked, ...).",
         )  # fmt: skip
         meter.create_observable_counter(
             "delivery_retries", unit="{retry}",
-            callbacks=[lambda _: [
-                Observation(n, {"destination": d}) for d, n in list(self._retries.items())
-            ]],
+            callbacks=[lambda _: _per_destination(self._retries)],
             description="Retries scheduled by destination.",
         )  # fmt: skip
         meter.create_observable_gauge(
@@ -72,16 +70,12 @@ class DeliveryMetrics:
         )  # fmt: skip
         meter.create_observable_counter(
             "events_lost_to_retention", unit="{event}",
-            callbacks=[lambda _: [
-                Observation(n, {"destination": d}) for d, n in list(self._lost.items())
-            ]],
+            callbacks=[lambda _: _per_destination(self._lost)],
             description="Events deleted by retention before this destination's group read them.",
         )  # fmt: skip
         meter.create_observable_counter(
             "destination_stopped", unit="{stop}",
-            callbacks=[lambda _: [
-                Observation(n, {"destination": d}) for d, n in list(self._stopped.items())
-            ]],
+            callbacks=[lambda _: _per_destination(self._stopped)],
             description="Destinations stopped because Kafka refused a dead letter or park record.",
         )  # fmt: skip
         descriptions = {
@@ -167,6 +161,10 @@ class DeliveryMetrics:
             for destination, lags in snapshot
             for partition, lag in lags.items()
         ]
+
+
+def _per_destination(counts: Counter[str]) -> list[Observation]:
+    return [Observation(n, {"destination": d}) for d, n in list(counts.items())]
 
 
 def _observe(counts: Counter[tuple[str, str]], label: str) -> list[Observation]:
