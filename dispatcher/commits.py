@@ -4,7 +4,7 @@ checkpoint beside it.
 Per partition the committed offset is the lowest unfinished one (Kafka's "next offset to
 read"), so everything below it was delivered, dead-lettered or durably parked. The commit's
 metadata carries ``park-from=<offset>``: where the next owner of the partition starts reading
-the park topic to rebuild its parked users (``ParkBook.checkpoint``). A commit is sent only
+the park topic to rebuild its parked users (``ParkBook.checkpoint``). A periodic commit is sent only
 when either moved. Each traced event covered by a commit gets a commit span in its trace.
 """
 
@@ -58,8 +58,8 @@ class Committer:
     def commit(
         self, consumer: Consumer, *, asynchronous: bool, only: set[int] | None = None
     ) -> None:
-        """Commit what moved (of ``only``, if given); failures are logged and retried by the
-        next commit."""
+        """Commit what moved (of ``only``, if given; a synchronous commit sends every
+        committable offset); failures are logged and retried by the next commit."""
         offsets = []
         for partition, state in self._partitions.items():
             if only is not None and partition not in only:
@@ -68,7 +68,10 @@ class Committer:
             if target is None:
                 continue
             checkpoint = self._checkpoint(partition)
-            if target == state.committed and checkpoint == state.committed_checkpoint:
+            unmoved = target == state.committed and checkpoint == state.committed_checkpoint
+            if unmoved and asynchronous:
+                # A synchronous commit (on revoke, at shutdown) is the last word before the
+                # partition goes: it resends, since an asynchronous one may still be unanswered.
                 continue
             tp = TopicPartition(self._topic, partition, target)
             if checkpoint is not None:  # (TopicPartition refuses metadata=None)

@@ -127,6 +127,10 @@ class FakeConsumer:
         self.calls = 0
         self.failing_lookups = 0
         """``committed`` fails this many more times, as with a broker restarting."""
+        self.unanswered_async_commits = False
+        """Asynchronous commits are sent but never reach the coordinator nor report back, as
+        with one still in flight when the consumer closes."""
+        self.unanswered_commits: list[list[TopicPartition]] = []
 
     # -- what the test drives ----------------------------------------------------------
 
@@ -233,6 +237,9 @@ class FakeConsumer:
             self._positions[tp.partition] = offset
 
     def commit(self, *, offsets: list[TopicPartition], asynchronous: bool = True) -> None:
+        if asynchronous and self.unanswered_async_commits:
+            self.unanswered_commits.append(offsets)
+            return
         for tp in offsets:
             if tp.partition not in self._positions:
                 raise AssertionError(f"commit of partition {tp.partition}, which is not assigned")

@@ -54,6 +54,25 @@ async def test_a_revoked_partition_is_committed_before_it_goes() -> None:
         assert ("test.dest", 0, 3) in h.cluster.commit_log
 
 
+async def test_the_final_commit_does_not_trust_an_unanswered_asynchronous_one() -> None:
+    async with Harness(commit_interval=0.02) as h:
+        h.consumer.unanswered_async_commits = True
+        for n in range(3):
+            h.send(0, "ann", str(n))
+        h.consumer.assign([0])
+        await wait_until(lambda: len(h.receiver.received) == 3)
+        await wait_until(
+            lambda: any(
+                tp.partition == 0 and tp.offset == 3
+                for offsets in h.consumer.unanswered_commits
+                for tp in offsets
+            ),
+            what="a periodic commit of all three",
+        )
+    # Stopped: the periodic commit of offset 3 was still unanswered, so the final one sends it.
+    assert h.committed(0) == 3
+
+
 class Stubborn(Receiver):
     """Ignores cancellation: an abandoned delivery still completes, late: only once the
     event's redelivery by the partition's next assignment is under way."""

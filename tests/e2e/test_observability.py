@@ -204,7 +204,12 @@ def test_metrics_count_what_the_destinations_received(stack: Stack, sink: HttpSi
     for i in range(12):
         stack.send(f"user-{i % 3}", f"p{i}")
     assert sink.wait_for(
-        lambda s: len(s.received("/ok")) == 12 and len(s.received("/fail-first")) == 24
+        lambda s: (
+            len(s.received("/ok")) == 12
+            and len(s.received("/fail-first")) == 24
+            # every user's first event is being retried at "stuck"
+            and {r.user_id for r in s.received("/fail")} == {"user-0", "user-1", "user-2"}
+        )
     )
 
     url = f"http://127.0.0.1:{port}/metrics"
