@@ -19,6 +19,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from dispatcher.breaker_state import state_topic
 from dispatcher.deadletter import DeadLetterWriter
 from dispatcher.destinations import TYPES
+from dispatcher.lookups import OffsetLookups
 from dispatcher.manifest import Manifest
 from dispatcher.metrics import DeliveryMetrics
 from dispatcher.park_records import park_topic
@@ -57,6 +58,31 @@ class DispatcherSettings:
     """Seconds between attempts to reach Kafka at start-up."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Cluster:
+    """What every destination on one Kafka cluster shares: a producer (dead letters, park,
+    breaker state) and the offset lookups."""
+
+    producer: AsyncProducer
+    lookups: OffsetLookups
+
+    @classmethod
+    def connect(cls, manifest: Manifest) -> _Cluster:
+        servers, security = manifest.bootstrap_servers, manifest.security
+        producer = AsyncProducer(
+            producer_config(servers, security=security, logger=kafka_logger("producer"))
+        )
+        producer.start()
+        lookups = OffsetLookups.connect(servers, security=security, logger=kafka_logger("lookups"))
+        return cls(producer, lookups)
+
+    async def close(self, flush_within: float) -> None:
+        self.lookups.close()
+        unsent = await asyncio.to_thread(self.producer.close, flush_within)
+        if unsent:
+            log.error("producer closed with %d unacknowledged records", unsent)
+
+
 async def run_dispatcher(
     manifests: Sequence[Manifest], stop: asyncio.Event, settings: DispatcherSettings | None = None
 ) -> dict[str, WorkerStats]:
@@ -65,24 +91,16 @@ async def run_dispatcher(
     events = await _topics_ready(manifests, settings, stop)
     if events is None:
         return {}
-    producers: dict[str, AsyncProducer] = {}
+    clusters: dict[str, _Cluster] = {}
     workers: list[DestinationWorker] = []
     metrics = DeliveryMetrics()
     loop = asyncio.get_running_loop()
     metrics.watch_tasks(lambda: len(asyncio.all_tasks(loop)))
     for manifest in manifests:
-        producer = producers.get(manifest.bootstrap_servers)
-        if producer is None:
-            producer = AsyncProducer(
-                producer_config(
-                    manifest.bootstrap_servers,
-                    security=manifest.security,
-                    logger=kafka_logger("producer"),
-                )
-            )
-            producer.start()
-            producers[manifest.bootstrap_servers] = producer
-        dead_letters = DeadLetterWriter(producer, manifest.dead_letter_topic)
+        cluster = clusters.get(manifest.bootstrap_servers)
+        if cluster is None:
+            cluster = clusters[manifest.bootstrap_servers] = _Cluster.connect(manifest)
+        dead_letters = DeadLetterWriter(cluster.producer, manifest.dead_letter_topic)
         for spec in manifest.destinations:
             workers.append(
                 DestinationWorker(
@@ -90,10 +108,11 @@ async def run_dispatcher(
                     spec=spec,
                     destination=TYPES[spec.type].create(spec.name, spec.options, spec.concurrency),
                     dead_letters=dead_letters,
-                    park=ParkWriter(producer, park_topic(manifest.topic, spec.name)),
+                    park=ParkWriter(cluster.producer, park_topic(manifest.topic, spec.name)),
                     bootstrap_servers=manifest.bootstrap_servers,
                     retention_ms=events[manifest.path].retention_ms,
-                    producer=producer,
+                    producer=cluster.producer,
+                    lookups=cluster.lookups,
                     commit_interval=settings.commit_interval,
                     drain_timeout=settings.drain_timeout,
                     metrics=metrics,
@@ -110,10 +129,8 @@ async def run_dispatcher(
     try:
         results = await asyncio.gather(*tasks, return_exceptions=True)
     finally:
-        for producer in producers.values():
-            unsent = await asyncio.to_thread(producer.close, settings.drain_timeout)
-            if unsent:
-                log.error("producer closed with %d unacknowledged records", unsent)
+        for cluster in clusters.values():
+            await cluster.close(settings.drain_timeout)
     crashed = []
     for worker, result in zip(workers, results, strict=True):
         if isinstance(result, BaseException):

@@ -9,9 +9,9 @@ import time
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
+from dispatcher.lookups import Lookups, NoSuchTopic
 from dispatcher.metrics import DeliveryMetrics
 from dispatcher.partitions import Partitions
-from eventlog.threads import run_in_daemon_thread
 
 __all__ = ["Progress"]
 
@@ -24,14 +24,18 @@ class Progress:
         *,
         name: str,
         topic: str,
+        group_id: str,
         partitions: Partitions,
+        lookups: Lookups,
         metrics: DeliveryMetrics,
         starts_at_earliest: bool,
         retention_ms: int | None,
     ) -> None:
         self._name = name
         self._topic = topic
+        self._group_id = group_id
         self._partitions = partitions
+        self._lookups = lookups
         self._metrics = metrics
         self._starts_at_earliest = starts_at_earliest
         self._retention_ms = retention_ms
@@ -47,7 +51,7 @@ class Progress:
     async def report(self, consumer: Consumer) -> None:
         """Per partition: events on the topic not finished here yet (high watermark minus the
         first unfinished offset, or minus the group's committed offset before any fetch)."""
-        await self._learn_committed(consumer)
+        await self._learn_committed()
         lags: dict[int, int] = {}
         oldest: int | None = None
         for partition, state in self._partitions.items():
@@ -68,23 +72,24 @@ class Progress:
         self._metrics.set_lag(self._name, lags)
         self.oldest_age = max(0.0, time.time() - oldest / 1000) if oldest else 0.0
 
-    async def _learn_committed(self, consumer: Consumer) -> None:
+    async def _learn_committed(self) -> None:
         unknown = [
-            TopicPartition(self._topic, p)
+            p
             for p, state in self._partitions.items()
             if state.offsets.committable() is None
             and state.committed is None
             and not state.asked_committed
         ]
-        for tp in unknown:
-            if (state := self._partitions.get(tp.partition)) is not None:
+        for partition in unknown:
+            if (state := self._partitions.get(partition)) is not None:
                 state.asked_committed = True
         if not unknown:
             return
-        with contextlib.suppress(TimeoutError, KafkaException):
+        lookups = [self._lookups.committed(self._group_id, self._topic, p) for p in unknown]
+        with contextlib.suppress(TimeoutError, KafkaException, NoSuchTopic):
             async with asyncio.timeout(5):
-                found = await run_in_daemon_thread(lambda: consumer.committed(unknown, timeout=5))
-            for tp in found:
-                state = self._partitions.get(tp.partition)
-                if state is not None and state.committed is None and tp.offset >= 0:
-                    state.committed = tp.offset
+                found = await asyncio.gather(*lookups)
+            for partition, committed in zip(unknown, found, strict=True):
+                state = self._partitions.get(partition)
+                if state is not None and state.committed is None and committed.offset is not None:
+                    state.committed = committed.offset

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from dispatcher.jobs import Job, job_from_parked
 from dispatcher.park_store import ParkWriter
@@ -47,7 +48,7 @@ class Replayer:
         park: ParkWriter,
         partitions: Partitions,
         push: Callable[[Job], None],
-        spawn: Callable[[object], None],
+        spawn: Callable[[Coroutine[Any, Any, object]], None],
     ) -> None:
         self._name = name
         self._book = book

@@ -11,6 +11,8 @@ with metadata (asynchronous ones reported on the next ``consume``), watermarks, 
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,10 +27,13 @@ from confluent_kafka import (
     TopicPartition,
 )
 
+from dispatcher.lookups import Committed
 from eventlog.producer import Delivered, ProduceError
 from eventlog.record import Event, Headers, encode
 
-__all__ = ["FakeCluster", "FakeConsumer", "FakeMessage", "FakeProducer", "FakeReader"]
+__all__ = [
+    "FakeCluster", "FakeConsumer", "FakeLookups", "FakeMessage", "FakeProducer", "FakeReader",
+]  # fmt: skip
 
 
 @dataclass
@@ -79,6 +84,23 @@ class FakeCluster:
     clock_ms: Callable[[], int] = lambda: 1_000_000
     low: dict[tuple[str, int], int] = field(default_factory=dict)
     """Offsets below these were deleted by retention."""
+    answering: threading.Event = field(default_factory=threading.Event)
+    """Cleared by ``hold_answers``: questions about offsets (committed, watermarks) wait for
+    the broker until ``release_answers``."""
+
+    def __post_init__(self) -> None:
+        self.answering.set()
+
+    def hold_answers(self) -> None:
+        self.answering.clear()
+
+    def release_answers(self) -> None:
+        self.answering.set()
+
+    def await_answer(self, timeout: float) -> None:
+        """What a blocking lookup does while the broker takes its time."""
+        if not self.answering.wait(timeout if timeout >= 0 else None):
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "lookup timed out (fake)"))
 
     def topic(self, name: str) -> list[list[FakeMessage]]:
         return self.topics.setdefault(name, [[] for _ in range(self.partitions)])
@@ -131,6 +153,9 @@ class FakeConsumer:
         """Asynchronous commits are sent but never reach the coordinator nor report back, as
         with one still in flight when the consumer closes."""
         self.unanswered_commits: list[list[TopicPartition]] = []
+        self._handle = threading.Lock()
+        """As with librdkafka (seen with confluent-kafka 2.16), a blocking lookup waiting for
+        the broker holds up ``consume`` on the same handle, even with ``timeout=0``."""
 
     # -- what the test drives ----------------------------------------------------------
 
@@ -154,6 +179,10 @@ class FakeConsumer:
         self._callbacks = callbacks
 
     def consume(self, num_messages: int = 1, timeout: float = -1) -> list[FakeMessage]:
+        with self._handle:
+            return self._consume(num_messages)
+
+    def _consume(self, num_messages: int) -> list[FakeMessage]:
         for error, offsets in self._commit_reports:
             if self._on_commit is not None:
                 self._on_commit(error, offsets)
@@ -254,6 +283,8 @@ class FakeConsumer:
         if self.failing_lookups > 0:
             self.failing_lookups -= 1
             raise KafkaException(KafkaError(KafkaError._DESTROY_BROKER, "broker handle destroyed"))
+        with self._handle:
+            self.cluster.await_answer(timeout)
         out = []
         for tp in partitions:
             offset, metadata = self.cluster.committed.get(
@@ -268,6 +299,9 @@ class FakeConsumer:
     def get_watermark_offsets(
         self, tp: TopicPartition, timeout: float = -1, cached: bool = False
     ) -> tuple[int, int]:
+        if not cached:
+            with self._handle:
+                self.cluster.await_answer(timeout)
         low = self.cluster.low.get((tp.topic, tp.partition), 0)
         return low, len(self.cluster.topic(tp.topic)[tp.partition])
 
@@ -281,6 +315,32 @@ class FakeConsumer:
             self._callbacks["on_revoke"](self, self.assignment())
         self._positions.clear()
         self.closed = True
+
+
+class FakeLookups:
+    """``dispatcher.lookups.Lookups`` over the fake cluster: an answer waits while the cluster
+    holds answers, and the next ``failing`` lookups fail as with a broker restarting."""
+
+    def __init__(self, cluster: FakeCluster) -> None:
+        self.cluster = cluster
+        self.failing = 0
+
+    async def committed(self, group: str, topic: str, partition: int) -> Committed:
+        await self._answer()
+        found = self.cluster.committed.get((group, topic, partition))
+        return Committed(None, None) if found is None else Committed(*found)
+
+    async def watermarks(self, topic: str, partition: int) -> tuple[int, int]:
+        await self._answer()
+        low = self.cluster.low.get((topic, partition), 0)
+        return low, len(self.cluster.topic(topic)[partition])
+
+    async def _answer(self) -> None:
+        if self.failing > 0:
+            self.failing -= 1
+            raise KafkaException(KafkaError(KafkaError._TRANSPORT, "broker restarting (fake)"))
+        if not self.cluster.answering.is_set():
+            await asyncio.to_thread(self.cluster.answering.wait)
 
 
 class FakeReader:

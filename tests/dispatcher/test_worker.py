@@ -4,6 +4,7 @@ backpressure, dead letters, the breaker, parking, replay and recovery."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from dataclasses import replace
 
@@ -71,6 +72,32 @@ async def test_the_final_commit_does_not_trust_an_unanswered_asynchronous_one() 
         )
     # Stopped: the periodic commit of offset 3 was still unanswered, so the final one sends it.
     assert h.committed(0) == 3
+
+
+async def test_a_slow_answer_about_one_partition_never_holds_up_the_others() -> None:
+    async with Harness() as h:
+        h.send(0, "ann", "0")
+        h.consumer.assign([0])
+        await wait_until(lambda: h.receiver.payloads("ann") == ["0"])
+        h.cluster.hold_answers()  # placing partition 1 now waits for the broker
+        h.send(1, "bob", "0")
+        h.consumer.assign([1])
+        await h.settle()
+        h.send(0, "ann", "1")
+        delivered_while_waiting: list[str] = []
+
+        def answer() -> None:  # the broker answers at last; until then the loop was free
+            delivered_while_waiting.extend(h.receiver.payloads("ann"))
+            h.cluster.release_answers()
+
+        timer = threading.Timer(3.0, answer)
+        timer.start()
+        try:
+            await wait_until(lambda: h.receiver.payloads("bob") == ["0"], within=15)
+        finally:
+            timer.cancel()
+            h.cluster.release_answers()
+        assert delivered_while_waiting == ["0", "1"]
 
 
 class Stubborn(Receiver):
@@ -309,7 +336,7 @@ async def test_an_assignment_arriving_while_the_worker_closes_is_ignored() -> No
 
 async def test_a_broker_restarting_while_a_partition_is_placed_only_delays_it() -> None:
     async with Harness() as h:
-        h.consumer.failing_lookups = 3  # the committed offset cannot be read for a while
+        h.lookups.failing = 3  # the committed offset cannot be read for a while
         h.send(0, "ann", "0")
         h.consumer.assign([0])
         await wait_until(lambda: h.receiver.payloads("ann") == ["0"], within=15)

@@ -24,7 +24,13 @@ from dispatcher.retry import RetryPolicy
 from dispatcher.worker import DestinationWorker
 from eventlog.producer import AsyncProducer
 from eventlog.record import Event
-from tests.dispatcher.fake_kafka import FakeCluster, FakeConsumer, FakeProducer, FakeReader
+from tests.dispatcher.fake_kafka import (
+    FakeCluster,
+    FakeConsumer,
+    FakeLookups,
+    FakeProducer,
+    FakeReader,
+)
 
 __all__ = ["Harness", "Receiver", "spec", "wait_until"]
 
@@ -114,6 +120,7 @@ class Harness:
         self.spec = destination_spec or spec()
         self.receiver = receiver or Receiver()
         self.producer = FakeProducer(self.cluster)
+        self.lookups = FakeLookups(self.cluster)
         self.park_topic = park_topic(TOPIC, self.spec.name)
         self.consumers: list[FakeConsumer] = []
         manifest = Manifest(
@@ -133,6 +140,7 @@ class Harness:
             commit_interval=commit_interval,
             drain_timeout=drain_timeout,
             metrics=metrics,
+            lookups=self.lookups,
             consumer_factory=self._consumer,
             reader_factory=lambda: cast(ParkReader, FakeReader(self.cluster, self.park_topic)),
         )

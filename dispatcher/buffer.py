@@ -1,0 +1,96 @@
+"""The events one worker holds between fetching and finishing, and what they weigh.
+
+An event is *queued* behind its user's earlier ones (``ordering.KeyedScheduler``), *in
+flight*, or *held* while its partition's parked users are being recovered. All three count
+against the destination's ``max_buffered`` events and ``max_buffered_bytes``: fetching pauses
+when either is reached (``flow``).
+"""
+
+from __future__ import annotations
+
+from dispatcher.jobs import Job
+from dispatcher.ordering import KeyedScheduler
+from dispatcher.partitions import PartitionState
+
+__all__ = ["Buffer", "Key", "key_of"]
+
+Key = tuple[int, str | None, bool]
+"""Ordering key: (partition, user_id, replay); user ``None`` for undecodable records. Live and
+replayed events of one user have separate keys: a parked user's live events only go to the
+park, so they never race its replay to the destination."""
+
+
+def key_of(job: Job) -> Key:
+    return job.partition, job.user, job.replay
+
+
+class Buffer:
+    """Queued, in-flight and held events of one worker, counted and weighed."""
+
+    __slots__ = ("_held", "_scheduler", "bytes")
+
+    def __init__(self, concurrency: int) -> None:
+        self._scheduler: KeyedScheduler[Job, Key] = KeyedScheduler(concurrency)
+        self._held = 0
+        self.bytes = 0
+        """What the held events weigh (``Job.size``)."""
+
+    @property
+    def count(self) -> int:
+        """Events held in any way: what ``max_buffered`` bounds."""
+        return self._scheduler.buffered + self._held
+
+    @property
+    def in_flight(self) -> int:
+        return self._scheduler.in_flight
+
+    def push(self, job: Job) -> None:
+        """Queue ``job`` behind its user's earlier events."""
+        self._scheduler.push(key_of(job), job)
+        self.bytes += job.size
+
+    def hold(self, state: PartitionState, job: Job) -> None:
+        """Keep ``job`` aside until its partition's recovery is done."""
+        state.held.append(job)
+        self._held += 1
+        self.bytes += job.size
+
+    def release(self, state: PartitionState) -> None:
+        """Recovery is done: queue the partition's held events, in fetch order."""
+        held, state.held = state.held, []
+        self._held -= len(held)
+        for job in held:
+            self.bytes -= job.size
+            self.push(job)
+
+    def pop_ready(self) -> tuple[Key, Job] | None:
+        """The next event that may be delivered now (see ``KeyedScheduler.pop_ready``)."""
+        return self._scheduler.pop_ready()
+
+    def finish(self, key: Key, job: Job) -> None:
+        """The in-flight ``job`` of ``key`` is done with; the key's next event may go."""
+        self._scheduler.finish(key)
+        self.bytes -= job.size
+
+    def forget(self, key: Key, job: Job) -> None:
+        """The in-flight ``job`` of ``key`` is abandoned (its partition went)."""
+        self._scheduler.forget(key)
+        self.bytes -= job.size
+
+    def drop(self, partitions: set[int], states: list[PartitionState]) -> None:
+        """Discard the queued and held events of ``partitions`` (``states``: theirs)."""
+        for job in self._scheduler.drop(lambda key: key[0] in partitions):
+            self.bytes -= job.size
+        for state in states:
+            self._held -= len(state.held)
+            self.bytes -= sum(job.size for job in state.held)
+            state.held = []
+
+    def in_flight_keys(self) -> list[Key]:
+        return self._scheduler.in_flight_keys()
+
+    def partitions_with_work(self) -> set[int]:
+        """Partitions with an event queued or in flight (O(users): call it sparingly)."""
+        busy = {key[0] for key in self._scheduler.in_flight_keys()}
+        busy.update(key[0] for key in self._scheduler.queued_keys())
+        return busy

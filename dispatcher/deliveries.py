@@ -1,0 +1,171 @@
+"""Running one worker's deliveries: a task per event in flight, and what its verdict means.
+
+``launch_ready`` starts a task for each event the buffer lets go (one per user, at most
+``concurrency``); the task runs the event through ``Pipeline.handle`` (inside the event's
+CONSUMER span when tracing) and its verdict is applied on the loop:
+
+* ``FINISHED``: the live event is done with; its offset may be committed;
+* ``REPLAYED`` / ``REPLAY_FAILED``: the replayer goes on with the user's parked events, or
+  schedules its next retry.
+
+Whatever else escapes the pipeline (a bug of ours, a header nobody expected) becomes a dead
+letter naming the error: no event is ever left unfinished, holding its user and its
+partition's commits for good. A completion arriving after its partition was revoked is
+recognised by its epoch and ignored: the partition's new owner delivers it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from opentelemetry import trace
+
+from dispatcher.buffer import Buffer, Key
+from dispatcher.chores import Chores
+from dispatcher.durable import StoreRefused
+from dispatcher.jobs import Job
+from dispatcher.parking import ParkBook
+from dispatcher.partitions import Partitions
+from dispatcher.pipeline import Pipeline, Verdict
+from dispatcher.replayer import Replayer
+from eventlog import semconv
+from eventlog.telemetry import extract_context
+
+__all__ = ["Deliveries"]
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("dispatcher.deliveries")
+
+
+class Deliveries:
+    """The deliveries in flight at one destination."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        topic: str,
+        group_id: str,
+        pipeline: Pipeline,
+        partitions: Partitions,
+        buffer: Buffer,
+        book: ParkBook,
+        replayer: Replayer,
+        chores: Chores,
+        wake: asyncio.Event,
+        traced: bool,
+    ) -> None:
+        self._name = name
+        self._topic = topic
+        self._group_id = group_id
+        self._pipeline = pipeline
+        self._partitions = partitions
+        self._buffer = buffer
+        self._book = book
+        self._replayer = replayer
+        self._chores = chores
+        self._wake = wake
+        self._traced = traced
+        self._tasks: dict[Key, tuple[asyncio.Task[None], Job]] = {}
+        self.stopping = False
+        """Set at shutdown: no new delivery starts."""
+
+    def launch_ready(self) -> None:
+        """Start a delivery for every event that may go now."""
+        if self.stopping:
+            return
+        while (ready := self._buffer.pop_ready()) is not None:
+            key, job = ready
+            self._tasks[key] = (asyncio.create_task(self._handle(key, job)), job)
+
+    def running(self) -> list[asyncio.Task[None]]:
+        return [task for task, _ in self._tasks.values() if not task.done()]
+
+    def abandon(self, partitions: set[int]) -> None:
+        """Cancel the deliveries of ``partitions`` (revoked or lost): never waited for."""
+        for key in self._buffer.in_flight_keys():
+            if key[0] in partitions:
+                task, job = self._tasks.pop(key)
+                self._buffer.forget(key, job)
+                task.cancel()
+
+    async def _handle(self, key: Key, job: Job) -> None:
+        try:
+            verdict = await (
+                self._traced_handle(job) if self._traced else self._pipeline.handle(job)
+            )
+        except StoreRefused as exc:
+            self._chores.stop(str(exc))
+            return  # left unfinished: uncommitted, delivered after the topic is fixed
+        except Exception as exc:
+            recovered = await self._internal_error(job, exc)
+            if recovered is None:
+                return
+            verdict = recovered
+        self._finish(key, job, verdict)
+
+    async def _internal_error(self, job: Job, exc: Exception) -> Verdict | None:
+        """A bug on the delivery path must not freeze the partition: the event becomes a dead
+        letter naming the error, and its user's next event goes on."""
+        log.error(
+            "delivery path failed destination=%s partition=%d offset=%d; dead-lettering it",
+            self._name, job.partition, job.offset, exc_info=exc,
+        )  # fmt: skip
+        try:
+            await self._pipeline.dead_letter(
+                job, f"internal error: {type(exc).__name__}: {exc}", attempts=0
+            )
+        except StoreRefused as refused:
+            self._chores.stop(str(refused))
+            return None
+        return Verdict.REPLAYED if job.replay else Verdict.FINISHED
+
+    async def _traced_handle(self, job: Job) -> Verdict:
+        """``Pipeline.handle`` inside the event's CONSUMER span, continuing the trace its
+        record carries."""
+        with tracer.start_as_current_span(
+            f"process {self._topic}",
+            context=extract_context(job.headers),
+            kind=trace.SpanKind.CONSUMER,
+            attributes=self._span_attributes(job),
+        ) as span:
+            if span.get_span_context().trace_flags.sampled:
+                job.trace = span.get_span_context()
+            verdict = await self._pipeline.handle(job)
+            span.set_attribute(semconv.DELIVERY_OUTCOME, verdict.value)
+            return verdict
+
+    def _span_attributes(self, job: Job) -> dict[str, str | int]:
+        attributes: dict[str, str | int] = {
+            semconv.MESSAGING_SYSTEM: semconv.KAFKA,
+            semconv.MESSAGING_DESTINATION: self._topic,
+            semconv.MESSAGING_OPERATION_TYPE: "process",
+            semconv.MESSAGING_PARTITION: str(job.partition),
+            semconv.MESSAGING_KAFKA_OFFSET: job.offset,
+            semconv.MESSAGING_CONSUMER_GROUP: self._group_id,
+            semconv.DELIVERY_DESTINATION: self._name,
+        }
+        if job.event is not None:
+            attributes[semconv.MESSAGING_KAFKA_KEY] = job.event.user_id
+            attributes[semconv.MESSAGING_MESSAGE_ID] = job.event.id
+        return attributes
+
+    def _finish(self, key: Key, job: Job, verdict: Verdict) -> None:
+        state = self._partitions.current(job.partition, job.epoch)
+        if state is None:
+            return  # the partition was revoked meanwhile; its new owner redelivers
+        del self._tasks[key]
+        self._buffer.finish(key, job)
+        if verdict is Verdict.FINISHED:
+            state.done(job.offset)
+            if job.trace is not None:
+                state.uncommitted_traces.append((job.offset, job.trace))
+            if job.user is not None and self._book.is_parked(job.partition, job.user):
+                self._replayer.on_parked((job.partition, job.user))
+        elif verdict is Verdict.REPLAYED:
+            self._chores.spawn(self._replayer.replayed(job))
+        else:
+            self._chores.spawn(self._replayer.failed(job, self._pipeline.last_error))
+        self._wake.set()
+        self.launch_ready()

@@ -1,0 +1,132 @@
+"""Fetching for one worker: which partitions fetch, and what becomes of each fetched record.
+
+Every turn of the fetch loop recomputes the partitions that must not fetch (``flow``:
+backpressure, the breaker, recovery) and pauses or resumes the difference, then takes what
+the consumer has without waiting. A record becomes a job in the buffer (held while its
+partition recovers). A partition librdkafka cannot place (no usable committed offset, since
+the consumer runs with ``auto.offset.reset=error``) is placed here, where ``placement``
+decides.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+
+from dispatcher.buffer import Buffer
+from dispatcher.chores import Chores
+from dispatcher.flow import Backpressure, paused_partitions
+from dispatcher.gate import DestinationGate
+from dispatcher.jobs import job_from_message
+from dispatcher.manifest import DestinationSpec
+from dispatcher.partitions import Partitions
+from dispatcher.pipeline import Pipeline
+from dispatcher.placement import Placement
+
+__all__ = ["FETCH_BATCH", "Fetcher"]
+
+log = logging.getLogger(__name__)
+
+FETCH_BATCH = 500
+"""Most records taken from the consumer in one turn of the fetch loop."""
+
+
+class Fetcher:
+    """One worker's fetching (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        topic: str,
+        spec: DestinationSpec,
+        partitions: Partitions,
+        buffer: Buffer,
+        gate: DestinationGate,
+        pipeline: Pipeline,
+        placement: Placement,
+        chores: Chores,
+    ) -> None:
+        self._name = name
+        self._topic = topic
+        self._max_buffered = spec.max_buffered
+        self._backpressure = Backpressure(spec.max_buffered, spec.max_buffered_bytes)
+        self._partitions = partitions
+        self._buffer = buffer
+        self._gate = gate
+        self._pipeline = pipeline
+        self._placement = placement
+        self._chores = chores
+        self.paused: set[int] = set()
+        """The partitions paused on the consumer now."""
+
+    def apply_flow(self, consumer: Consumer) -> None:
+        """Pause and resume partitions so exactly those ``flow`` says fetch."""
+        full = self._backpressure.update(self._buffer.count, self._buffer.bytes)
+        breaker_holds = not self._gate.closed and not self._pipeline.evacuated
+        busy = self._buffer.partitions_with_work() if breaker_holds else set()
+        wanted = paused_partitions(
+            assigned=self._partitions.numbers(), full=full, breaker_holds=breaker_holds,
+            buffered_in=busy, recovering=self._partitions.recovering(),
+        )  # fmt: skip
+        if wanted == self.paused:
+            return
+        pause, resume = wanted - self.paused, self.paused - wanted
+        if pause:
+            consumer.pause([TopicPartition(self._topic, p) for p in pause])
+        if resume:
+            consumer.resume([TopicPartition(self._topic, p) for p in resume])
+        self.paused = wanted
+
+    def fetch(self, consumer: Consumer) -> int:
+        """Take what the consumer has fetched, without waiting; how many records."""
+        room = self._max_buffered - self._buffer.count
+        messages = consumer.consume(num_messages=max(1, min(FETCH_BATCH, room)), timeout=0)
+        for message in messages:
+            self._accept(consumer, message)
+        return len(messages)
+
+    def forget(self, partition: int) -> None:
+        """The partition is no longer assigned."""
+        self.paused.discard(partition)
+
+    def _accept(self, consumer: Consumer, message: Message) -> None:
+        error = message.error()
+        if error is not None:
+            self._on_error(consumer, error, message)
+            return
+        partition = message.partition()
+        assert partition is not None
+        state = self._partitions.get(partition)
+        if state is None:  # fetched just before a revocation took the partition away
+            return
+        job = job_from_message(message, state.epoch)
+        state.add(job)
+        if state.recovering:
+            self._buffer.hold(state, job)
+        else:
+            self._buffer.push(job)
+
+    def _on_error(self, consumer: Consumer, error: KafkaError, message: Message) -> None:
+        if error.fatal():
+            raise KafkaException(error)
+        partition = message.partition()
+        if error.code() == KafkaError._AUTO_OFFSET_RESET and partition is not None:
+            state = self._partitions.get(partition)
+            if state is not None:
+                self._chores.spawn(self._place(consumer, partition, state.epoch))
+            return
+        log.warning("consumer error destination=%s error=%s", self._name, error.str())
+
+    async def _place(self, consumer: Consumer, partition: int, epoch: int) -> None:
+        start = await self._placement.start_of(partition, epoch)
+        if start is None or self._partitions.current(partition, epoch) is None:
+            return
+        tp = TopicPartition(self._topic, partition)
+        consumer.incremental_unassign([tp])
+        consumer.incremental_assign([TopicPartition(self._topic, partition, start)])
+        # Whether librdkafka keeps a pause across the re-assignment is its business: pause it
+        # explicitly, so the next turn of the fetch loop resumes it exactly when flow says.
+        consumer.pause([tp])
+        self.paused.add(partition)

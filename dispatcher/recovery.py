@@ -1,0 +1,162 @@
+"""Rebuilding a newly assigned partition's parked users from the park topic.
+
+Before any live event of a partition is delivered, its park partition is read from the
+checkpoint the group committed (``park-from=<offset>``, see ``commits``) to the end it had
+when the partition was assigned; meanwhile its live events are held in the buffer. Then they
+flow, and a parked user's live events go on to the park behind its parked ones: no event of a
+user overtakes an earlier one across restarts and partition moves.
+
+After recovery the same reader goes on reading the park for ``replay-request`` records (from
+``dispatcher replay``), which the replayer answers.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from confluent_kafka import KafkaError
+
+from dispatcher import park_records
+from dispatcher.buffer import Buffer
+from dispatcher.commits import parse_checkpoint
+from dispatcher.lookups import Lookups, NoSuchTopic, ask_until_answered
+from dispatcher.park_store import ParkReader, decode_message
+from dispatcher.parking import ParkBook, recover
+from dispatcher.partitions import Partitions
+from dispatcher.replayer import Replayer
+
+__all__ = ["ParkRecovery"]
+
+log = logging.getLogger(__name__)
+
+
+class ParkRecovery:
+    """Reads one worker's park partitions: recovery on assignment, then replay requests."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        topic: str,
+        group_id: str,
+        park_topic: str,
+        lookups: Lookups,
+        reader_factory: Callable[[], ParkReader],
+        partitions: Partitions,
+        book: ParkBook,
+        buffer: Buffer,
+        replayer: Replayer,
+    ) -> None:
+        self._name = name
+        self._topic = topic
+        self._group_id = group_id
+        self._park_topic = park_topic
+        self._lookups = lookups
+        self._reader_factory = reader_factory
+        self._reader: ParkReader | None = None
+        self._partitions = partitions
+        self._book = book
+        self._buffer = buffer
+        self._replayer = replayer
+
+    def open(self) -> None:
+        self._reader = self._reader_factory()
+
+    def close(self) -> None:
+        """Close the reader (blocking: call it off the loop)."""
+        if self._reader is not None:
+            self._reader.close()
+
+    async def recover(self, partition: int, epoch: int) -> None:
+        """Read ``partition``'s park from its checkpoint to its end before any live event of
+        it is delivered (the records arrive through ``poll``)."""
+        reader = self._reader
+        assert reader is not None
+
+        async def lookup() -> tuple[int | None, tuple[int, int]]:
+            committed = await self._lookups.committed(self._group_id, self._topic, partition)
+            checkpoint = parse_checkpoint(committed.metadata)
+            return checkpoint, await self._lookups.watermarks(self._park_topic, partition)
+
+        try:
+            found = await ask_until_answered(
+                lookup,
+                still_wanted=lambda: self._partitions.current(partition, epoch) is not None,
+                what="park", name=self._name, partition=partition,
+            )  # fmt: skip
+        except NoSuchTopic:
+            # Never created, so nothing was ever parked in it (the app creates it).
+            log.warning(
+                "no park topic destination=%s topic=%s; nothing to recover",
+                self._name, self._park_topic,
+            )  # fmt: skip
+            if self._partitions.current(partition, epoch) is not None:
+                self._recovered(partition)
+            return
+        state = self._partitions.current(partition, epoch)
+        if found is None or state is None:
+            return
+        checkpoint, (low, high) = found
+        start = max(low, checkpoint if checkpoint is not None else low)
+        state.recover_until = high
+        reader.assign(partition, min(start, high))
+        if start >= high:
+            self._book.note_end(partition, high)
+            self._recovered(partition)
+
+    def poll(self) -> None:
+        """Apply what the reader fetched: recovered records, then replay requests."""
+        reader = self._reader
+        if reader is None:
+            return
+        for message in reader.poll():
+            error = message.error()
+            if error is not None:
+                partition = message.partition()
+                if error.code() == KafkaError._PARTITION_EOF and partition is not None:
+                    state = self._partitions.get(partition)
+                    if state is not None and state.recovering and state.recover_until >= 0:
+                        self._recovered(partition)
+                continue
+            record = decode_message(message)
+            if record is None:
+                continue
+            state = self._partitions.get(record.partition)
+            if state is None:
+                continue
+            if state.recovering:
+                if isinstance(record.read, park_records.ReadReplayRequest):
+                    state.requests[record.read.request] = record.read.user
+                elif isinstance(record.read, park_records.ReadReplayDone):
+                    state.requests.pop(record.read.request, None)
+                recover(self._book, record.partition, record.offset, record.read, now=time.time())
+                if record.offset >= state.recover_until - 1:
+                    self._recovered(record.partition)
+            elif isinstance(record.read, park_records.ReadReplayRequest):
+                self._replayer.request(
+                    record.read.request, record.partition, record.read.user, time.time()
+                )
+
+    def forget(self, partition: int) -> None:
+        """The partition is no longer ours: stop reading its park."""
+        if self._reader is not None:
+            self._reader.unassign(partition)
+
+    def _recovered(self, partition: int) -> None:
+        state = self._partitions.get(partition)
+        if state is None or not state.recovering:
+            return
+        state.recovering = False
+        parked = sum(1 for user in self._book.users() if user.partition == partition)
+        if parked:
+            log.info(
+                "parked users recovered destination=%s partition=%d users=%d",
+                self._name, partition, parked,
+            )  # fmt: skip
+        self._buffer.release(state)
+        now = time.time()
+        for request, user in state.requests.items():
+            self._replayer.request(request, partition, user, now)
+        state.requests.clear()
