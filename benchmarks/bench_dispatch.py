@@ -138,6 +138,12 @@ def _size_option(
     multiple=True,
     help="Measure only this scenario, repeatable [all of them].",
 )
+@click.option(
+    "--max-buffered",
+    type=click.IntRange(min=1),
+    default=None,
+    help="The destinations' max_buffered [the manifest's default].",
+)
 @click.option("--profile/--no-profile", default=True, show_default=True)
 @options.tracing
 @options.results_dir
@@ -154,6 +160,7 @@ def main(  # noqa: PLR0917 - click passes every option by position
     batch: int | None,
     tracing_rounds: int | None,
     only: tuple[str, ...],
+    max_buffered: int | None,
     profile: bool,
     tracing: bool,
     results_dir: Path,
@@ -178,6 +185,7 @@ def main(  # noqa: PLR0917 - click passes every option by position
         scenarios=frozenset(scenarios),
         results_dir=results_dir,
         mode="quick" if quick else "full",
+        max_buffered=max_buffered,
     )
     started = time.monotonic()
     text = render(run_benchmark(plan))

@@ -8,6 +8,8 @@ when either is reached (``flow``).
 
 from __future__ import annotations
 
+from collections import Counter
+
 from dispatcher.jobs import Job
 from dispatcher.ordering import KeyedScheduler
 from dispatcher.partitions import PartitionState
@@ -27,13 +29,15 @@ def key_of(job: Job) -> Key:
 class Buffer:
     """Queued, in-flight and held events of one worker, counted and weighed."""
 
-    __slots__ = ("_held", "_scheduler", "bytes")
+    __slots__ = ("_held", "_scheduler", "bytes", "per_partition")
 
     def __init__(self, concurrency: int) -> None:
         self._scheduler: KeyedScheduler[Job, Key] = KeyedScheduler(concurrency)
         self._held = 0
         self.bytes = 0
         """What the held events weigh (``Job.size``)."""
+        self.per_partition: Counter[int] = Counter()
+        """Events held per partition (for each partition's fair share, ``flow``)."""
 
     @property
     def count(self) -> int:
@@ -48,12 +52,14 @@ class Buffer:
         """Queue ``job`` behind its user's earlier events."""
         self._scheduler.push(key_of(job), job)
         self.bytes += job.size
+        self.per_partition[job.partition] += 1
 
     def hold(self, state: PartitionState, job: Job) -> None:
         """Keep ``job`` aside until its partition's recovery is done."""
         state.held.append(job)
         self._held += 1
         self.bytes += job.size
+        self.per_partition[job.partition] += 1
 
     def release(self, state: PartitionState) -> None:
         """Recovery is done: queue the partition's held events, in fetch order."""
@@ -61,6 +67,7 @@ class Buffer:
         self._held -= len(held)
         for job in held:
             self.bytes -= job.size
+            self.per_partition[job.partition] -= 1
             self.push(job)
 
     def pop_ready(self) -> tuple[Key, Job] | None:
@@ -70,27 +77,34 @@ class Buffer:
     def finish(self, key: Key, job: Job) -> None:
         """The in-flight ``job`` of ``key`` is done with; the key's next event may go."""
         self._scheduler.finish(key)
-        self.bytes -= job.size
+        self._took(job)
 
     def forget(self, key: Key, job: Job) -> None:
         """The in-flight ``job`` of ``key`` is abandoned (its partition went)."""
         self._scheduler.forget(key)
-        self.bytes -= job.size
+        self._took(job)
 
     def drop(self, partitions: set[int], states: list[PartitionState]) -> None:
         """Discard the queued and held events of ``partitions`` (``states``: theirs)."""
         for job in self._scheduler.drop(lambda key: key[0] in partitions):
-            self.bytes -= job.size
+            self._took(job)
         for state in states:
             self._held -= len(state.held)
-            self.bytes -= sum(job.size for job in state.held)
+            for job in state.held:
+                self._took(job)
             state.held = []
+
+    def _took(self, job: Job) -> None:
+        self.bytes -= job.size
+        left = self.per_partition[job.partition] - 1
+        if left:
+            self.per_partition[job.partition] = left
+        else:
+            del self.per_partition[job.partition]
 
     def in_flight_keys(self) -> list[Key]:
         return self._scheduler.in_flight_keys()
 
     def partitions_with_work(self) -> set[int]:
-        """Partitions with an event queued or in flight (O(users): call it sparingly)."""
-        busy = {key[0] for key in self._scheduler.in_flight_keys()}
-        busy.update(key[0] for key in self._scheduler.queued_keys())
-        return busy
+        """Partitions with an event queued, in flight or held."""
+        return set(self.per_partition)

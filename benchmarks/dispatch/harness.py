@@ -177,7 +177,8 @@ class Bench:
             "defaults": {
                 "timeout": "5s",
                 "retry": {"max_retries": 2, "initial_backoff": "50ms", "max_backoff": "200ms"},
-            },
+            }
+            | ({} if self.plan.max_buffered is None else {"max_buffered": self.plan.max_buffered}),
             "destinations": destinations,
         }
         path = self.workdir / f"{name}.yaml"

@@ -106,6 +106,9 @@ class Plan:
     """Where ``dispatch.md`` and ``dispatch-profile.txt`` are written."""
     mode: str
     """``full`` or ``quick``, for the report."""
+    max_buffered: int | None = None
+    """The destinations' ``max_buffered`` (``None``: the manifest's default), to compare
+    buffer sizes by measurement."""
 
     @property
     def top_concurrency(self) -> int:

@@ -81,7 +81,9 @@ def _header(report: Report) -> str:
             " 204 after 0 or 20 ms. Dispatcher: `dispatcher --manifest <generated> --log-level"
             " WARNING` as a subprocess, a fresh consumer group per run from the earliest offset,"
             " one http destination with `max_connections` = `concurrency` and every other setting"
-            " (the buffer's bounds above all) at the manifest's defaults. Bare aiohttp: one"
+            " (the buffer's bounds above all) at the manifest's defaults"
+            + ("" if plan.max_buffered is None else f", except `max_buffered: {plan.max_buffered}`")
+            + ". Bare aiohttp: one"
             " process POSTing the same kind of body to the same sink from `concurrency` loops,"
             " with none of the dispatcher's work around each request: the ceiling. Each run is"
             f" measured from {plan.warmup:g} s after its first arrival at the sink (leaving"

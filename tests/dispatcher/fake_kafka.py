@@ -153,6 +153,7 @@ class FakeConsumer:
         """Asynchronous commits are sent but never reach the coordinator nor report back, as
         with one still in flight when the consumer closes."""
         self.unanswered_commits: list[list[TopicPartition]] = []
+        self.seeks: list[tuple[int, int]] = []
         self._handle = threading.Lock()
         """As with librdkafka (seen with confluent-kafka 2.16), a blocking lookup waiting for
         the broker holds up ``consume`` on the same handle, even with ``timeout=0``."""
@@ -248,6 +249,21 @@ class FakeConsumer:
     def resume(self, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
             self.paused.discard(tp.partition)
+
+    def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        """Where each partition fetches next (``OFFSET_INVALID`` before it is placed)."""
+        out = []
+        for tp in partitions:
+            position = self._positions.get(tp.partition)
+            offset = position if position is not None and position >= 0 else OFFSET_INVALID
+            out.append(TopicPartition(tp.topic, tp.partition, offset))
+        return out
+
+    def seek(self, partition: TopicPartition) -> None:
+        if partition.partition not in self._positions:
+            raise KafkaException(KafkaError(KafkaError._STATE, "seek of an unassigned partition"))
+        self.seeks.append((partition.partition, partition.offset))
+        self._positions[partition.partition] = partition.offset
 
     def incremental_unassign(self, partitions: list[TopicPartition]) -> None:
         # Like librdkafka, a pause outlives an unassign/assign of the same partition: the

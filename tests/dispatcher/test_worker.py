@@ -100,6 +100,24 @@ async def test_a_slow_answer_about_one_partition_never_holds_up_the_others() -> 
         assert delivered_while_waiting == ["0", "1"]
 
 
+async def test_the_buffer_is_shared_by_the_partitions_so_the_concurrency_is_used() -> None:
+    # The fake hands records over a partition at a time, as librdkafka does. Ten users per
+    # partition: a buffer filled from one partition could keep only ten in flight.
+    receiver = Receiver()
+    receiver.hold = asyncio.Event()  # deliveries stay in flight until the end
+    async with Harness(
+        receiver=receiver, destination_spec=spec(max_buffered=16, concurrency=16)
+    ) as h:
+        for n in range(5):
+            for partition in range(4):
+                for user in range(10):
+                    h.send(partition, f"u{partition}-{user}", str(n))
+        h.consumer.assign([0, 1, 2, 3])
+        await wait_until(lambda: receiver.in_flight == 16, what="every slot in flight")
+        assert {e.user_id.split("-")[0] for e in receiver.attempts} == {"u0", "u1", "u2", "u3"}
+        assert h.worker.buffered <= 16
+
+
 class Stubborn(Receiver):
     """Ignores cancellation: an abandoned delivery still completes, late: only once the
     event's redelivery by the partition's next assignment is under way."""
