@@ -216,10 +216,16 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._guard.opened(len(self.connections))
 
     def _evict_longest_idle(self) -> bool:
+        # A connection already closing (evicted or refused) stays in ``connections`` until the
+        # loop's next turn, and connections accepted in one go are all made in one turn:
+        # picking it again would let each of them "make room" by closing the same one.
         idle = [
             c
             for c in self.connections
-            if isinstance(c, GuardedHttpProtocol) and c is not self and c.idle_since is not None
+            if isinstance(c, GuardedHttpProtocol)
+            and c is not self
+            and c.idle_since is not None
+            and not c.closing
         ]
         if not idle:
             return False
@@ -231,6 +237,11 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         )
         victim.close_now()
         return True
+
+    @property
+    def closing(self) -> bool:
+        """Whether this connection is on its way out (refused, evicted or answered and closed)."""
+        return self._refused or self.transport.is_closing()
 
     def close_now(self) -> None:
         """Close this connection (it is idle: no request of it is in progress)."""

@@ -195,6 +195,33 @@ async def test_past_the_connection_cap_the_longest_idle_connection_makes_room(
     assert "too many connections; closed the longest-idle one" in caplog.text
 
 
+async def test_a_burst_of_concurrent_connections_stays_within_the_cap(
+    limited: IngestSettings,
+) -> None:
+    # All at once: the event loop accepts many of them in one turn, before the connections
+    # they evict are gone, so each must pick a victim no other one has picked already.
+    settings = replace(limited, max_connections=20, header_timeout=60, keep_alive_timeout=60)
+    async with serving(settings) as server:
+        port = server.config.port
+        opened = await asyncio.gather(
+            *(asyncio.open_connection("127.0.0.1", port) for _ in range(300))
+        )
+        try:
+            await until(
+                lambda: open_connections(server) <= 20, within=WITHIN, what="at most 20 open"
+            )
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+                assert (await client.get("/healthz")).status_code == 200
+            await until(
+                lambda: sum(not reader.at_eof() for reader, _ in opened) <= 20,
+                within=WITHIN,
+                what="the clients see the others closed",
+            )
+        finally:
+            for _, writer in opened:
+                writer.close()
+
+
 async def test_when_every_connection_is_busy_a_new_one_is_served_for_health_only(
     limited: IngestSettings,
 ) -> None:
