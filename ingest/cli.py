@@ -360,6 +360,7 @@ def server_options(settings: IngestSettings) -> dict[str, Any]:
         # No WebSocket routes: an upgraded connection would leave the bounds above behind.
         "ws": "none",
         "timeout_keep_alive": limits.keep_alive_timeout,
+        "backlog": limits.backlog,
         "timeout_graceful_shutdown": settings.drain_seconds,
     }
 
