@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 import uvicorn
+from click.core import ParameterSource
 from litestar import Litestar
 
 from eventlog.clients import admin_config
@@ -248,7 +249,7 @@ def main(
     """
     if ctx.invoked_subcommand is not None:
         return
-    kafka_security = _kafka_security(security_values(settings_values))
+    kafka_security = _kafka_security(ctx, security_values(settings_values))
     try:
         settings = IngestSettings(**settings_values, kafka_security=kafka_security)
     except SettingsError as exc:
@@ -340,11 +341,19 @@ def security_values(settings_values: dict[str, Any]) -> dict[str, str]:
     return given
 
 
-def _kafka_security(given: dict[str, str]) -> dict[str, str]:
+def _kafka_security(ctx: click.Context, given: dict[str, str]) -> dict[str, str]:
     # The password comes only from the environment: a flag would show in `ps`.
     password = ENVIRONMENT["sasl_password"]
+    environ = {password: os.environ.get(password, "")}
+    flags = {}
+    for key, value in given.items():
+        # Handed over as the environment they came from, so an error names the variable.
+        if ctx.get_parameter_source(f"kafka_{key}") is ParameterSource.ENVIRONMENT:
+            environ[ENVIRONMENT[key]] = value
+        else:
+            flags[key] = value
     try:
-        return security_settings(given, {password: os.environ.get(password, "")})
+        return security_settings(flags, environ)
     except SecurityError as exc:
         option = f"--kafka-{exc.key.replace('_', '-')}"
         if exc.key == "sasl_password":
