@@ -132,6 +132,13 @@ _DEFAULTS = IngestSettings()
     "acknowledged sooner).",
 )
 @click.option(
+    "--readiness-overdue",
+    default=_DEFAULTS.readiness_overdue,
+    type=click.FloatRange(0, min_open=True),
+    help="Seconds a write may wait unacknowledged before /readyz answers 503 (without waiting "
+    "for --ack-timeout to give it up).",
+)
+@click.option(
     "--shutdown-timeout",
     default=_DEFAULTS.shutdown_timeout,
     type=click.FloatRange(0),
