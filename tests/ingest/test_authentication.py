@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from eventlog.record import decode
 from ingest import IngestSettings
 from ingest.api_keys import key_line
 from tests.ingest.conftest import end_offsets, read_topic, serving
@@ -211,3 +212,34 @@ async def test_rate_limited_requests_are_one_warning_per_burst_with_the_count(
         assert "count=4 in the last 10s" in summary.getMessage()
     # (their counts in /metrics are checked on a real ingest process, in test_metrics.py)
     assert BILLING not in caplog.text
+
+
+async def test_idempotency_keys_are_scoped_by_the_api_key(
+    ingest_settings: IngestSettings, tmp_path: Path
+) -> None:
+    # One key holder reusing another's Idempotency-Key must not give its event the other's id:
+    # receivers that drop duplicates by id would drop the other's event.
+    settings = dataclasses.replace(
+        ingest_settings,
+        api_keys_file=str(key_file(tmp_path, ("billing", BILLING), ("crm", CRM))),
+    )
+    same_key = {"Idempotency-Key": "order-1"}
+    async with serving(settings) as server, httpx.AsyncClient(timeout=30) as client:
+        answers = [
+            await client.put(
+                url(server, "/events"), json=EVENT, headers={**same_key, **bearer(key)}
+            )
+            for key in (BILLING, CRM, BILLING)  # billing's second is its retry
+        ]
+        batch = await client.post(
+            url(server, "/events/batch"),
+            json=[EVENT, EVENT],
+            headers={"Idempotency-Key": "import", **bearer(CRM)},
+        )
+    assert [a.status_code for a in answers] == [202, 202, 202]
+    ids = [a.json()["id"] for a in answers]
+    assert ids == ["billing:order-1", "crm:order-1", "billing:order-1"]
+    assert [r["id"] for r in batch.json()["results"]] == ["crm:import:0", "crm:import:1"]
+    records = read_topic(settings.bootstrap_servers, settings.topic, 5)
+    stored = sorted(decode(r.key(), r.value(), r.headers()).id for r in records)
+    assert stored == sorted([*ids, "crm:import:0", "crm:import:1"])
