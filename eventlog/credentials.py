@@ -40,7 +40,8 @@ def check_client_settings(config: Mapping[str, Any]) -> None:
     """Raise ``ClientSettingsError`` if librdkafka cannot build a client from ``config``.
 
     For the operator's commands, which build several clients and want one line, not a
-    traceback; the client built to find out is dropped at once (it asks no broker anything).
+    traceback. librdkafka reads the settings (and the certificate files they name) when a
+    client is built, so one is built to find out and dropped at once, unused.
     """
     quiet = {key: value for key, value in config.items() if key != "logger"}
     try:
