@@ -20,6 +20,8 @@ from dispatcher.manifest import Manifest, load_manifests, retention_warnings
 from dispatcher.operator_cli import dead_letters, redrive_command, replay
 from dispatcher.status import collect_status, format_table
 from dispatcher.supervisor import resolve_processes, run_supervised
+from eventlog.clients import admin_config
+from eventlog.credentials import check_client_settings
 from eventlog.exceptions import EventDeliveryError
 from eventlog.logs import configure_logging
 from eventlog.telemetry import configure_metrics, configure_tracing, shutdown_tracing
@@ -136,6 +138,9 @@ def status(manifest_paths: tuple[Path, ...], timeout: float) -> None:
     rows = []
     for manifest in _load(manifest_paths):
         try:
+            check_client_settings(
+                admin_config(manifest.bootstrap_servers, security=manifest.security)
+            )
             rows.extend(collect_status(manifest, timeout=timeout))
         except EventDeliveryError as exc:
             click.echo(f"error: {exc}", err=True)

@@ -15,6 +15,8 @@ from dispatcher.exceptions import ManifestError
 from dispatcher.manifest import DestinationSpec, Manifest, load_manifests
 from dispatcher.park_records import ReadReplayResult
 from dispatcher.replay_command import find_destination, parked_users, request_replay
+from eventlog.clients import admin_config
+from eventlog.credentials import check_client_settings
 from eventlog.exceptions import EventDeliveryError
 
 __all__ = ["dead_letters", "redrive_command", "replay"]
@@ -34,7 +36,9 @@ destination_argument = click.option(
 def _destination(path: Path, name: str) -> tuple[Manifest, DestinationSpec]:
     try:
         manifest = load_manifests([path], environ=os.environ)[0]
-        return manifest, find_destination(manifest, name)
+        spec = find_destination(manifest, name)
+        check_client_settings(admin_config(manifest.bootstrap_servers, security=manifest.security))
+        return manifest, spec
     except (ManifestError, EventDeliveryError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)

@@ -4,6 +4,10 @@ librdkafka treats a refused login like an unreachable broker: it retries forever
 each attempt. A wrong password or an untrusted certificate never fixes itself, so ingest and
 the dispatcher ask first and stop with one line instead. A cluster that does not answer at all
 is not a credentials problem: they carry on and wait for it as before.
+
+Settings librdkafka cannot even build a client from (a CA or key file that is not PEM) raise
+``KafkaException`` from the client's constructor; that too becomes one line here, not a
+traceback wherever the first client happens to be built.
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 
-__all__ = ["credentials_refused"]
+from eventlog.exceptions import EventDeliveryError
+
+__all__ = ["ClientSettingsError", "check_client_settings", "credentials_refused"]
 
 _ASK_EVERY = 1.0
 _REFUSALS = {
@@ -26,8 +32,27 @@ _REFUSALS = {
 }
 
 
+class ClientSettingsError(EventDeliveryError):
+    """librdkafka cannot build a client from the settings (e.g. a CA file that is not PEM)."""
+
+
+def check_client_settings(config: Mapping[str, Any]) -> None:
+    """Raise ``ClientSettingsError`` if librdkafka cannot build a client from ``config``.
+
+    For the operator's commands, which build several clients and want one line, not a
+    traceback. librdkafka reads the settings (and the certificate files they name) when a
+    client is built, so one is built to find out and dropped at once, unused.
+    """
+    quiet = {key: value for key, value in config.items() if key != "logger"}
+    try:
+        AdminClient({**quiet, "log_level": 0})
+    except KafkaException as exc:
+        raise ClientSettingsError(_settings_refused(exc)) from exc
+
+
 def credentials_refused(config: Mapping[str, Any], *, timeout: float = 10.0) -> str | None:
-    """Why the cluster refuses the credentials in ``config`` (one line), or ``None``.
+    """Why the cluster refuses the credentials in ``config``, or librdkafka cannot use them
+    (one line); ``None`` if neither.
 
     ``None`` too when no broker answered within ``timeout`` (then nothing is known yet).
     """
@@ -39,7 +64,10 @@ def credentials_refused(config: Mapping[str, Any], *, timeout: float = 10.0) -> 
 
     quiet: dict[str, Any] = {key: value for key, value in config.items() if key != "logger"}
     quiet.update(error_cb=on_error, log_level=0)
-    admin = AdminClient(quiet)
+    try:
+        admin = AdminClient(quiet)
+    except KafkaException as exc:
+        return _settings_refused(exc)
     deadline = time.monotonic() + timeout
     while not refused and (left := deadline - time.monotonic()) > 0:
         # All brokers down raises: refused, if error_cb says why; else not reachable yet.
@@ -50,3 +78,9 @@ def credentials_refused(config: Mapping[str, Any], *, timeout: float = 10.0) -> 
     if not refused:
         return None
     return f"kafka refused the credentials at {config.get('bootstrap.servers')}: {refused[0]}"
+
+
+def _settings_refused(exc: KafkaException) -> str:
+    error = exc.args[0] if exc.args else None
+    reason = error.str() if isinstance(error, KafkaError) else str(exc)
+    return f"kafka client settings refused: {reason}"

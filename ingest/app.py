@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import logging
 import signal
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -55,7 +54,7 @@ def create_app(settings: IngestSettings, *, producer: EventProducer | None = Non
     ring = KeyRing(Path(settings.api_keys_file)) if settings.api_keys_file else None
     authentication = Authentication(ring, RateLimits(settings.key_rate, settings.key_burst), stats)
     watch = KafkaWatch(settings.bootstrap_servers)
-    writes = WriteHealth(hold=settings.readiness_hold)
+    writes = WriteHealth(hold=settings.readiness_hold, overdue=settings.readiness_overdue)
     if producer is None:
         config = producer_config(
             settings.bootstrap_servers,
@@ -70,8 +69,8 @@ def create_app(settings: IngestSettings, *, producer: EventProducer | None = Non
         ack_timeout=settings.ack_timeout,
         retry_after=settings.retry_after,
         stats=stats,
-        on_success=lambda: _acknowledged(watch, writes),
-        on_failure=lambda reason: writes.failed(time.monotonic(), reason),
+        writes=writes,
+        on_success=watch.on_success,
     )
     readiness = Readiness(
         producer,
@@ -154,11 +153,6 @@ def _reload_on_sighup(ring: KeyRing | None) -> bool:
     except (NotImplementedError, RuntimeError, ValueError):
         return False  # still re-read when the file changes
     return True
-
-
-def _acknowledged(watch: KafkaWatch, writes: WriteHealth) -> None:
-    watch.on_success()
-    writes.succeeded(time.monotonic())
 
 
 def _tracing_plugins() -> list[OpenTelemetryPlugin]:

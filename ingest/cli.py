@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 import uvicorn
+from click.core import ParameterSource
 from litestar import Litestar
 
 from eventlog.clients import admin_config
@@ -129,6 +130,13 @@ _DEFAULTS = IngestSettings()
     type=click.FloatRange(0),
     help="Seconds /readyz answers 503 after a write was not acknowledged (unless one is "
     "acknowledged sooner).",
+)
+@click.option(
+    "--readiness-overdue",
+    default=_DEFAULTS.readiness_overdue,
+    type=click.FloatRange(0, min_open=True),
+    help="Seconds a write may wait unacknowledged before /readyz answers 503 (without waiting "
+    "for --ack-timeout to give it up).",
 )
 @click.option(
     "--shutdown-timeout",
@@ -248,7 +256,7 @@ def main(
     """
     if ctx.invoked_subcommand is not None:
         return
-    kafka_security = _kafka_security(security_values(settings_values))
+    kafka_security = _kafka_security(ctx, security_values(settings_values))
     try:
         settings = IngestSettings(**settings_values, kafka_security=kafka_security)
     except SettingsError as exc:
@@ -340,11 +348,19 @@ def security_values(settings_values: dict[str, Any]) -> dict[str, str]:
     return given
 
 
-def _kafka_security(given: dict[str, str]) -> dict[str, str]:
+def _kafka_security(ctx: click.Context, given: dict[str, str]) -> dict[str, str]:
     # The password comes only from the environment: a flag would show in `ps`.
     password = ENVIRONMENT["sasl_password"]
+    environ = {password: os.environ.get(password, "")}
+    flags = {}
+    for key, value in given.items():
+        # Handed over as the environment they came from, so an error names the variable.
+        if ctx.get_parameter_source(f"kafka_{key}") is ParameterSource.ENVIRONMENT:
+            environ[ENVIRONMENT[key]] = value
+        else:
+            flags[key] = value
     try:
-        return security_settings(given, {password: os.environ.get(password, "")})
+        return security_settings(flags, environ)
     except SecurityError as exc:
         option = f"--kafka-{exc.key.replace('_', '-')}"
         if exc.key == "sasl_password":
@@ -360,6 +376,7 @@ def server_options(settings: IngestSettings) -> dict[str, Any]:
         # No WebSocket routes: an upgraded connection would leave the bounds above behind.
         "ws": "none",
         "timeout_keep_alive": limits.keep_alive_timeout,
+        "backlog": limits.backlog,
         "timeout_graceful_shutdown": settings.drain_seconds,
     }
 

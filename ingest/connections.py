@@ -30,7 +30,7 @@ import json
 import logging
 import resource
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httptools
@@ -48,6 +48,7 @@ __all__ = [
     "ConnectionGuard",
     "ConnectionLimits",
     "GuardedHttpProtocol",
+    "accept_burst",
     "fit_to_file_limit",
     "protocol_factory",
 ]
@@ -60,7 +61,9 @@ HEALTH_RESERVE = 32
 """Connections accepted past ``max_connections`` for health checks when none is idle."""
 _OTHER_FILES = 128
 """File descriptors kept for everything but client connections: Kafka's sockets, logs, the
-event loop's own, and connections accepted in one go before the evicted ones are closed."""
+event loop's own."""
+_MIN_BACKLOG = 16
+"""The shortest listen backlog ingest lowers it to when file descriptors are scarce."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,15 +81,31 @@ class ConnectionLimits:
     """Seconds an idle kept-alive connection stays open."""
     max_connections: int = 1000
     """Connections open at once before the longest-idle one is closed for a new one."""
+    backlog: int = 2048
+    """The listen backlog: connections the kernel queues until ingest accepts them (uvicorn's
+    default). Also about how many the event loop accepts in one go (``accept_burst``)."""
+
+
+def accept_burst(backlog: int) -> int:
+    """File descriptors connections can take beyond ``max_connections`` for a moment.
+
+    asyncio's loop accepts up to ``backlog`` connections in one go; they are made (and evict
+    as many idle ones) a turn later, and the evicted sockets are closed a turn after that,
+    while the next ``backlog`` are being accepted: two backlogs' worth (measured with a
+    burst of connections under a small ``RLIMIT_NOFILE``). Beyond the descriptors, asyncio
+    logs ``Too many open files`` and stops accepting for a second, health checks included.
+    """
+    return 2 * backlog
 
 
 def fit_to_file_limit(limits: ConnectionLimits) -> ConnectionLimits:
-    """``limits`` with ``max_connections`` within what the process's file descriptors allow.
+    """``limits`` within what the process's file descriptors allow.
 
     Raises the soft ``RLIMIT_NOFILE`` towards the hard one if it must (worker processes
-    inherit it); if even that is too low, lowers ``max_connections`` and says so.
+    inherit it); if even that is too low, lowers the listen backlog and ``max_connections``
+    to fit, and says so.
     """
-    needed = limits.max_connections + HEALTH_RESERVE + _OTHER_FILES
+    needed = limits.max_connections + HEALTH_RESERVE + accept_burst(limits.backlog) + _OTHER_FILES
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != resource.RLIM_INFINITY and soft < needed:
         target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
@@ -97,21 +116,20 @@ def fit_to_file_limit(limits: ConnectionLimits) -> ConnectionLimits:
             pass
     if soft == resource.RLIM_INFINITY or soft >= needed:
         return limits
-    fitted = max(1, soft - HEALTH_RESERVE - _OTHER_FILES)
+    spare = soft - HEALTH_RESERVE - _OTHER_FILES
+    # A quarter of what is left for the bursts (two backlogs), half for connections held: a
+    # short backlog only makes a burst's clients wait in the kernel's queue a moment longer.
+    backlog = min(limits.backlog, max(_MIN_BACKLOG, spare // 4))
+    fitted = max(1, min(limits.max_connections, spare - accept_burst(backlog)))
     log.warning(
         "max_connections lowered to fit the file descriptor limit max_connections=%d "
-        "asked=%d nofile=%d",
+        "asked=%d backlog=%d nofile=%d",
         fitted,
         limits.max_connections,
+        backlog,
         soft,
     )
-    return ConnectionLimits(
-        max_header_bytes=limits.max_header_bytes,
-        header_timeout=limits.header_timeout,
-        body_timeout=limits.body_timeout,
-        keep_alive_timeout=limits.keep_alive_timeout,
-        max_connections=fitted,
-    )
+    return replace(limits, max_connections=fitted, backlog=backlog)
 
 
 class ConnectionGuard:
@@ -216,10 +234,16 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._guard.opened(len(self.connections))
 
     def _evict_longest_idle(self) -> bool:
+        # A connection already closing (evicted or refused) stays in ``connections`` until the
+        # loop's next turn, and connections accepted in one go are all made in one turn:
+        # picking it again would let each of them "make room" by closing the same one.
         idle = [
             c
             for c in self.connections
-            if isinstance(c, GuardedHttpProtocol) and c is not self and c.idle_since is not None
+            if isinstance(c, GuardedHttpProtocol)
+            and c is not self
+            and c.idle_since is not None
+            and not c.closing
         ]
         if not idle:
             return False
@@ -231,6 +255,11 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         )
         victim.close_now()
         return True
+
+    @property
+    def closing(self) -> bool:
+        """Whether this connection is on its way out (refused, evicted or answered and closed)."""
+        return self._refused or self.transport.is_closing()
 
     def close_now(self) -> None:
         """Close this connection (it is idle: no request of it is in progress)."""

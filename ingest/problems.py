@@ -15,6 +15,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap
 
+from ingest.bursts import BurstLog
 from ingest.exceptions import (
     FieldError,
     InvalidRequest,
@@ -87,12 +88,19 @@ def exception_handlers(stats: IngestStats) -> ExceptionHandlersMap:
         stats.rejected("unauthorized")
         return _problem("unauthorized", str(exc), headers={"WWW-Authenticate": "Bearer"})
 
+    # A client over its limit may retry thousands of times a second: a line per burst and
+    # key, with the count, instead of one per request.
+    rate_limit_logs: dict[str, BurstLog] = {}
+
     def rate_limited(_: Request[Any, Any, Any], exc: RateLimited) -> Response[Any]:
         stats.rejected("rate-limited")
         stats.by_key(exc.key, "rate-limited")
-        log.info(
-            "request refused: over the rate limit key=%s retry_after=%ds", exc.key, exc.retry_after
-        )
+        burst = rate_limit_logs.get(exc.key)
+        if burst is None:
+            burst = rate_limit_logs[exc.key] = BurstLog(
+                log, "requests over the rate limit; answered 429 key=%s retry_after=%ds"
+            )
+        burst.hit(exc.key, exc.retry_after)
         return _problem("rate-limited", str(exc), headers={"Retry-After": str(exc.retry_after)})
 
     def refused(_: Request[Any, Any, Any], exc: Refused) -> Response[Any]:

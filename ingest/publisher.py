@@ -4,8 +4,10 @@ acknowledged its events (``acks=all``), and never waits for that longer than ``a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol
 
 from confluent_kafka import Producer
@@ -18,6 +20,7 @@ from eventlog.telemetry import inject_context, tracing_enabled
 from ingest.exceptions import Refused, Unavailable
 from ingest.refusals import Disposition, disposition
 from ingest.stats import IngestStats
+from ingest.write_health import WriteHealth
 
 __all__ = ["HEADER_INGEST_KEY", "EventProducer", "EventPublisher", "Failure"]
 
@@ -59,16 +62,16 @@ class EventPublisher:
         ack_timeout: float,
         retry_after: int,
         stats: IngestStats,
+        writes: WriteHealth | None = None,
         on_success: Callable[[], None] = lambda: None,
-        on_failure: Callable[[str], None] = lambda _: None,
     ) -> None:
         self._producer = producer
         self._topic = topic
         self._ack_timeout = ack_timeout
         self._retry_after = retry_after
         self._stats = stats
+        self._writes = writes or WriteHealth(hold=0.0)
         self._on_success = on_success
-        self._on_failure = on_failure
         self._stopping = False
         self._failures_in_spell = 0
         self._traced = tracing_enabled()
@@ -82,13 +85,14 @@ class EventPublisher:
         later) or ``Refused`` (Kafka will not store it). ``key_name``: the API key's name, for
         the record's ``ingest-key`` header."""
         self._refuse_if_stopping()
-        try:
-            async with asyncio.timeout(self._ack_timeout):
-                delivered = await self._produce(event, key_name)
-        except (TimeoutError, ProduceError) as exc:
-            failure = self._failure(exc)
-            self._record_failures([failure], event)
-            raise failure from exc
+        with self._in_flight():
+            try:
+                async with asyncio.timeout(self._ack_timeout):
+                    delivered = await self._produce(event, key_name)
+            except (TimeoutError, ProduceError) as exc:
+                failure = self._failure(exc)
+                self._record_failures([failure], event)
+                raise failure from exc
         self._record_successes(1)
         return delivered
 
@@ -105,10 +109,11 @@ class EventPublisher:
         # the order of its produce() calls even when some must wait for room in a full queue;
         # so the records are enqueued (and, the producer being idempotent, stored) in the
         # batch's order.
-        tasks = [asyncio.ensure_future(self._produce(event, key_name)) for event in events]
-        _, pending = await asyncio.wait(tasks, timeout=self._ack_timeout)
-        for task in pending:
-            task.cancel()
+        with self._in_flight():
+            tasks = [asyncio.ensure_future(self._produce(event, key_name)) for event in events]
+            _, pending = await asyncio.wait(tasks, timeout=self._ack_timeout)
+            for task in pending:
+                task.cancel()
         results: list[Delivered | Failure] = []
         failures: list[Failure] = []
         first_failed: Event | None = None
@@ -166,6 +171,16 @@ class EventPublisher:
                 span.set_attribute(semconv.MESSAGING_KAFKA_OFFSET, delivered.offset)
         return delivered
 
+    @contextlib.contextmanager
+    def _in_flight(self) -> Iterator[None]:
+        # Readiness counts a request's writes as failing once they wait too long, before they
+        # time out (``ingest.write_health``).
+        token = self._writes.started(time.monotonic())
+        try:
+            yield
+        finally:
+            self._writes.ended(token)
+
     def _refuse_if_stopping(self) -> None:
         if self._stopping:
             raise Unavailable(
@@ -196,10 +211,11 @@ class EventPublisher:
     def _record_failures(self, failures: Sequence[Failure], event: Event) -> None:
         unavailable = [f for f in failures if isinstance(f, Unavailable)]
         if unavailable:
-            self._on_failure(unavailable[0].reason)
+            self._writes.failed(time.monotonic(), unavailable[0].reason)
         for refused in failures:
             if isinstance(refused, Refused) and refused.kind == "kafka-refused":
-                self._on_failure(refused.kind)  # no write of this kind can succeed
+                # No write of this kind can succeed.
+                self._writes.failed(time.monotonic(), refused.kind)
                 # Not the client's doing and not transient: an operator has to act.
                 log.error(
                     "kafka refused an event; it was answered 500 id=%s user=%r detail=%s",
@@ -236,4 +252,5 @@ class EventPublisher:
                 self._failures_in_spell,
             )
             self._failures_in_spell = 0
+        self._writes.succeeded(time.monotonic())
         self._on_success()

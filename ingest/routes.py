@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -19,6 +18,7 @@ from eventlog.producer import Delivered
 from eventlog.record import Event
 from ingest.authentication import KEY_STATE, Authentication
 from ingest.backpressure import RequestSlots
+from ingest.event_ids import event_id
 from ingest.problems import PROBLEM_MEDIA_TYPE
 from ingest.publisher import EventPublisher, Failure
 from ingest.readiness import KafkaWatch, Readiness
@@ -53,7 +53,8 @@ IdempotencyKey = Annotated[
         pattern=r"^[!-9;-~]+$",
         description="The event's id instead of a new UUID (printable ASCII, without spaces "
         "or colons); send the same key when retrying so that every copy carries the same id "
-        "and receivers can drop the duplicate. In a batch, item i gets the id `<key>:<i>`.",
+        "and receivers can drop the duplicate. In a batch, item i gets the id `<key>:<i>`. "
+        "When ingest has API keys, the id is scoped by the API key's name: `<name>:<key>`.",
     ),
 ]
 
@@ -85,13 +86,14 @@ def routes(ctx: RouteContext) -> list[HTTPRouteHandler]:
         body = await request.body()
         async with slots.hold():
             event_in = parse_event(body, max_user_id_length=settings.max_user_id_length)
+            key_name = request.state.get(KEY_STATE)
             event = Event(
-                id=idempotency_key or str(uuid.uuid4()),
+                id=event_id(idempotency_key, key_name=key_name),
                 user_id=event_in.user_id,
                 payload=event_in.payload,
                 received_at_ms=received_at_ms,
             )
-            delivered = await publisher.publish(event, key_name=request.state.get(KEY_STATE))
+            delivered = await publisher.publish(event, key_name=key_name)
         return Accepted(id=event.id, partition=delivered.partition, offset=delivered.offset)
 
     async def post_batch(
@@ -110,16 +112,17 @@ def routes(ctx: RouteContext) -> list[HTTPRouteHandler]:
                 max_event_bytes=settings.max_event_bytes,
                 max_batch_events=settings.max_batch_events,
             )
+            key_name = request.state.get(KEY_STATE)
             events = [
                 Event(
-                    id=f"{idempotency_key}:{index}" if idempotency_key else str(uuid.uuid4()),
+                    id=event_id(idempotency_key, key_name=key_name, index=index),
                     user_id=item.user_id,
                     payload=item.payload,
                     received_at_ms=received_at_ms,
                 )
                 for index, item in enumerate(items)
             ]
-            outcomes = await publisher.publish_batch(events, key_name=request.state.get(KEY_STATE))
+            outcomes = await publisher.publish_batch(events, key_name=key_name)
         pairs = zip(events, outcomes, strict=True)
         results = [_item_result(i, event, outcome) for i, (event, outcome) in enumerate(pairs)]
         failed = sum(r.status == "failed" for r in results)

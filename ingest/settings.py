@@ -60,6 +60,11 @@ class IngestSettings:
     readiness_hold: float = 10.0
     """Seconds ``/readyz`` answers 503 after Kafka failed to acknowledge a write, unless it
     acknowledges one sooner (``ingest.write_health``)."""
+    readiness_overdue: float = 2.0
+    """Seconds a write may wait for Kafka's acknowledgement before ``/readyz`` counts it as
+    failing (503), without waiting for ``ack_timeout`` to give it up; an acknowledgement of
+    another write since then says Kafka takes writes. Kafka acknowledges in milliseconds when
+    well; at or above ``ack_timeout`` only failed writes count."""
     shutdown_timeout: float = 10.0
     """Seconds the producer may take at shutdown to deliver what is still queued."""
     max_header_bytes: int = 16 * 1024
@@ -151,7 +156,7 @@ class IngestSettings:
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 yield f"{name} must be a number of seconds >= 0, got {value}"
-        for name in ("header_timeout", "body_timeout", "keep_alive_timeout"):
+        for name in ("header_timeout", "body_timeout", "keep_alive_timeout", "readiness_overdue"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 yield f"{name} must be a number of seconds > 0, got {value}"

@@ -25,7 +25,10 @@ _FIELDS = ("user_id", "payload")
 
 
 def _class_of(code_points: Iterable[int]) -> str:
-    # Ranges as \uXXXX escapes, which Python's re and ECMAScript (JSON Schema) read alike.
+    # Ranges in the Basic Multilingual Plane as \uXXXX escapes, which Python's re and
+    # ECMAScript (JSON Schema) read alike. Beyond it no escape is common to both (\U0001XXXX
+    # is Python's, \u{1XXXX} ECMAScript's), so those characters stand as themselves: one code
+    # point each to Python and to ECMAScript's Unicode mode, which JSON Schema tools use.
     parts: list[str] = []
     run: list[int] = []
     for cp in [*sorted(code_points), -2]:
@@ -33,29 +36,51 @@ def _class_of(code_points: Iterable[int]) -> str:
             run.append(cp)
             continue
         if run:
-            first, last = run[0], run[-1]
-            parts.append(f"\\u{first:04x}" if first == last else f"\\u{first:04x}-\\u{last:04x}")
+            first, last = _spelt(run[0]), _spelt(run[-1])
+            parts.append(first if run[0] == run[-1] else f"{first}-{last}")
         run = [cp]
     return "".join(parts)
 
 
+def _spelt(cp: int) -> str:
+    return f"\\u{cp:04x}" if cp < 0x10000 else chr(cp)
+
+
 # A user_id is the Kafka key, shown in logs and to destinations: characters a reader cannot
 # see (controls, zero-width and bidirectional format characters, line separators) would make
-# two ids that look alike different, or forge log lines. The rule is over the Basic
-# Multilingual Plane, so that the schema's pattern can spell it in \uXXXX escapes.
+# two ids that look alike different, or forge log lines.
 _INVISIBLE = frozenset(
     # Surrogates (Cs) need no rule: JSON decoding refuses a lone one, and a pair is one
-    # character outside this plane; nor can every regex engine spell them (Rust's cannot).
+    # character beyond the Basic Multilingual Plane; nor can every regex engine spell them
+    # (Rust's cannot).
     cp
-    for cp in range(0x10000)
+    for cp in range(0x110000)
     if unicodedata.category(chr(cp)) in {"Cc", "Cf", "Zl", "Zp"}
 )
 _BLANK = frozenset(cp for cp in range(0x10000) if chr(cp).isspace() and cp not in _INVISIBLE)
+# Characters that show nothing on their own but are no controls or format characters, so
+# the rule above lets them in (a Hangul filler is a letter, a variation selector a mark):
+# Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt) less what _INVISIBLE has,
+# and the blank Braille cell. Inside an id they may be part of what it shows (U+FE0F makes
+# "❤" an emoji, U+1160 completes an old Hangul syllable); alone they show nothing.
+_SHOW_NOTHING = frozenset(
+    cp
+    for first, last in (
+        (0x034F, 0x034F), (0x115F, 0x1160), (0x17B4, 0x17B5), (0x180B, 0x180F),
+        (0x2065, 0x2065), (0x2800, 0x2800), (0x3164, 0x3164), (0xFE00, 0xFE0F),
+        (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0xE0000, 0xE0FFF),
+    )
+    for cp in range(first, last + 1)
+)  # fmt: skip
 USER_ID_PATTERN = (
-    f"^[^{_class_of(_INVISIBLE)}]*[^{_class_of(_INVISIBLE | _BLANK)}][^{_class_of(_INVISIBLE)}]*$"
+    f"^[^{_class_of(_INVISIBLE)}]*"
+    f"[^{_class_of(_INVISIBLE | _BLANK | _SHOW_NOTHING)}]"
+    f"[^{_class_of(_INVISIBLE)}]*$"
 )
-"""What a ``user_id`` may be, as the OpenAPI document says it: at least one visible character,
-and none that is a control or invisible format character (nor a line or paragraph separator)."""
+"""What a ``user_id`` may be, as the OpenAPI document says it: at least one visible character
+(not whitespace, nor one that shows nothing on its own, such as U+3164 HANGUL FILLER or U+2800
+BRAILLE PATTERN BLANK), and none that is a control or invisible format character (nor a line
+or paragraph separator)."""
 _USER_ID = re.compile(USER_ID_PATTERN)
 
 
@@ -196,15 +221,23 @@ def _event_errors(
 def _user_id_errors(user_id: str, max_length: int, index: int | None) -> Iterator[FieldError]:
     if _USER_ID.fullmatch(user_id) is None:
         invisible = next((i for i, c in enumerate(user_id) if ord(c) in _INVISIBLE), None)
-        if invisible is None:
-            yield FieldError("must not be empty or only whitespace", "user_id", index)
-        else:
+        blank = next((i for i, c in enumerate(user_id) if ord(c) in _SHOW_NOTHING), None)
+        if invisible is not None:
             yield FieldError(
                 f"must not contain control or invisible format characters "
                 f"(U+{ord(user_id[invisible]):04X} at index {invisible})",
                 "user_id",
                 index,
             )
+        elif blank is not None:
+            yield FieldError(
+                f"must have a visible character; whitespace and characters that show nothing "
+                f"on their own do not count (U+{ord(user_id[blank]):04X} at index {blank})",
+                "user_id",
+                index,
+            )
+        else:
+            yield FieldError("must not be empty or only whitespace", "user_id", index)
     elif len(user_id) > max_length:
         yield FieldError(
             f"must be at most {max_length} characters, got {len(user_id)}", "user_id", index

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from eventlog.record import decode
 from ingest import IngestSettings
 from ingest.api_keys import key_line
 from tests.ingest.conftest import end_offsets, read_topic, serving
@@ -173,3 +174,72 @@ async def test_without_keys_ingest_is_open_and_says_so_once(
     open_lines = [r for r in caplog.records if "ingest is open" in r.getMessage()]
     assert len(open_lines) == 1
     assert open_lines[0].levelno == logging.WARNING
+
+
+async def test_rate_limited_requests_are_one_warning_per_burst_with_the_count(
+    ingest_settings: IngestSettings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = dataclasses.replace(
+        ingest_settings,
+        api_keys_file=str(key_file(tmp_path, ("billing", BILLING))),
+        key_rate=0.001,
+        key_burst=1,
+    )
+    caplog.set_level(logging.INFO, logger="ingest")
+    async with serving(settings) as server, httpx.AsyncClient(timeout=30) as client:
+        answers = [
+            await client.put(url(server, "/events"), json=EVENT, headers=bearer(BILLING))
+            for _ in range(6)
+        ]
+        assert [a.status_code for a in answers] == [202] + [429] * 5
+
+        def refusal_lines() -> list[logging.LogRecord]:
+            return [r for r in caplog.records if "rate limit" in r.getMessage()]
+
+        first = refusal_lines()
+        assert len(first) == 1, [r.getMessage() for r in first]
+        assert first[0].levelno == logging.WARNING
+        assert "key=billing" in first[0].getMessage()
+        assert "count=1 " in first[0].getMessage()
+
+        async def summed() -> bool:
+            return len(refusal_lines()) == 2
+
+        # The rest of the burst is summed in one line once the interval (10 s) is over.
+        await until_async(summed, within=20, interval=0.2, what="the burst's summary line")
+        summary = refusal_lines()[1]
+        assert summary.levelno == logging.WARNING
+        assert "count=4 in the last 10s" in summary.getMessage()
+    # (their counts in /metrics are checked on a real ingest process, in test_metrics.py)
+    assert BILLING not in caplog.text
+
+
+async def test_idempotency_keys_are_scoped_by_the_api_key(
+    ingest_settings: IngestSettings, tmp_path: Path
+) -> None:
+    # One key holder reusing another's Idempotency-Key must not give its event the other's id:
+    # receivers that drop duplicates by id would drop the other's event.
+    settings = dataclasses.replace(
+        ingest_settings,
+        api_keys_file=str(key_file(tmp_path, ("billing", BILLING), ("crm", CRM))),
+    )
+    same_key = {"Idempotency-Key": "order-1"}
+    async with serving(settings) as server, httpx.AsyncClient(timeout=30) as client:
+        answers = [
+            await client.put(
+                url(server, "/events"), json=EVENT, headers={**same_key, **bearer(key)}
+            )
+            for key in (BILLING, CRM, BILLING)  # billing's second is its retry
+        ]
+        batch = await client.post(
+            url(server, "/events/batch"),
+            json=[EVENT, EVENT],
+            headers={"Idempotency-Key": "import", **bearer(CRM)},
+        )
+    assert [a.status_code for a in answers] == [202, 202, 202]
+    ids = [a.json()["id"] for a in answers]
+    assert ids == ["billing:order-1", "crm:order-1", "billing:order-1"]
+    assert [r["id"] for r in batch.json()["results"]] == ["crm:import:0", "crm:import:1"]
+    records = read_topic(settings.bootstrap_servers, settings.topic, 5)
+    stored = sorted(decode(r.key(), r.value(), r.headers()).id for r in records)
+    assert stored == sorted([*ids, "crm:import:0", "crm:import:1"])

@@ -195,6 +195,33 @@ async def test_past_the_connection_cap_the_longest_idle_connection_makes_room(
     assert "too many connections; closed the longest-idle one" in caplog.text
 
 
+async def test_a_burst_of_concurrent_connections_stays_within_the_cap(
+    limited: IngestSettings,
+) -> None:
+    # All at once: the event loop accepts many of them in one turn, before the connections
+    # they evict are gone, so each must pick a victim no other one has picked already.
+    settings = replace(limited, max_connections=20, header_timeout=60, keep_alive_timeout=60)
+    async with serving(settings) as server:
+        port = server.config.port
+        opened = await asyncio.gather(
+            *(asyncio.open_connection("127.0.0.1", port) for _ in range(300))
+        )
+        try:
+            await until(
+                lambda: open_connections(server) <= 20, within=WITHIN, what="at most 20 open"
+            )
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+                assert (await client.get("/healthz")).status_code == 200
+            await until(
+                lambda: sum(not reader.at_eof() for reader, _ in opened) <= 20,
+                within=WITHIN,
+                what="the clients see the others closed",
+            )
+        finally:
+            for _, writer in opened:
+                writer.close()
+
+
 async def test_when_every_connection_is_busy_a_new_one_is_served_for_health_only(
     limited: IngestSettings,
 ) -> None:
@@ -236,18 +263,28 @@ async def test_a_request_holds_no_slot_while_its_body_is_still_arriving(
         assert response.status_code == 202, response.text
 
 
-@pytest.fixture
-def file_limited_ingest(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+NOFILE = 256
+"""The file descriptors of the ingest process of the tests below."""
+
+_WITHOUT_UVLOOP = "import sys; sys.modules['uvloop'] = None; from ingest.cli import main; main()"
+"""``ingest`` as on a machine without uvloop (uvicorn then runs asyncio's own event loop, which
+accepts a burst of connections differently from libuv)."""
+
+
+@pytest.fixture(params=["uvloop", "asyncio"])
+def file_limited_ingest(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[int, Path]]:
     port = free_port()
     log_path = tmp_path / "ingest.log"
+    ingest = ["-m", "ingest"] if request.param == "uvloop" else ["-c", _WITHOUT_UVLOOP]
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [
                 "prlimit",
-                "--nofile=256:256",
+                f"--nofile={NOFILE}:{NOFILE}",
                 sys.executable,
-                "-m",
-                "ingest",
+                *ingest,
                 "--port",
                 str(port),
                 "--bootstrap-servers",
@@ -282,15 +319,23 @@ async def test_more_idle_connections_than_file_descriptors_leave_health_checks_a
     while not await asyncio.to_thread(alive):
         assert time.monotonic() < deadline, log_path.read_text()
         await asyncio.sleep(0.1)
-    async with contextlib.AsyncExitStack() as stack:
-        for _ in range(400):  # far more than the process's 256 file descriptors
-            await stack.enter_async_context(connection(port))
+    # All at once, far more than the process's file descriptors: the event loop accepts as
+    # many as it finds waiting in one go, before the connections they evict are closed.
+    opened = await asyncio.gather(
+        *(asyncio.open_connection("127.0.0.1", port) for _ in range(3 * NOFILE))
+    )
+    try:
         async with httpx.AsyncClient() as client:
-            response = await asyncio.wait_for(
-                client.get(f"http://127.0.0.1:{port}/healthz"), timeout=10
-            )
-        assert response.status_code == 200
+            for _ in range(3):  # and again, once the burst has been taken in
+                response = await asyncio.wait_for(
+                    client.get(f"http://127.0.0.1:{port}/healthz"), timeout=10
+                )
+                assert response.status_code == 200
+    finally:
+        for _, writer in opened:
+            writer.close()
     log = log_path.read_text()
     assert "max_connections lowered to fit the file descriptor limit" in log
     assert "too many connections; closed the longest-idle one" in log
-    assert "Traceback" not in log
+    assert "Too many open files" not in log, log
+    assert "Traceback" not in log, log

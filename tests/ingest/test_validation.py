@@ -230,14 +230,52 @@ def test_user_ids_with_control_or_invisible_characters_are_refused(user_id: str)
     assert "U+" in error.detail  # names the character, which a reader cannot see
 
 
-@pytest.mark.parametrize("user_id", ["ü-42", "用户", "a b", " padded ", "😀", "x" * 256])
+SHOW_NOTHING = {
+    "tag character": "\U000e0041",
+    "tags": "\U000e0041\U000e0042",
+    "Hangul filler": "\u3164",
+    "Hangul choseong filler": "\u115f",
+    "halfwidth Hangul filler": "\uffa0",
+    "Braille pattern blank": "\u2800",
+    "variation selector-16": "\ufe0f",
+    "combining grapheme joiner": "\u034f",
+    "fillers and spaces": " \u3164 \u2800 ",
+}
+"""Ids of characters that show nothing: not controls or format characters (most of them),
+so the rule against those alone let them through."""
+
+
+@pytest.mark.parametrize("user_id", SHOW_NOTHING.values(), ids=SHOW_NOTHING.keys())
+def test_user_ids_that_show_nothing_are_refused(user_id: str) -> None:
+    with pytest.raises(InvalidRequest) as exc:
+        _event({"user_id": user_id, "payload": "p"})
+    [error] = exc.value.errors
+    assert error.field == "user_id"
+
+
+def test_a_format_character_beyond_the_basic_plane_is_refused_like_one_within() -> None:
+    with pytest.raises(InvalidRequest) as exc:
+        _event({"user_id": "u\U000e0041", "payload": "p"})
+    [error] = exc.value.errors
+    assert "control or invisible" in error.detail
+    assert "U+E0041 at index 1" in error.detail
+
+
+@pytest.mark.parametrize(
+    "user_id",
+    ["ü-42", "用户", "a b", " padded ", "😀", "x" * 256, "\u2764\ufe0f", "\u2801", "\u1100\u1160",
+     "a\u2800b"],
+)  # fmt: skip
 def test_user_ids_of_visible_characters_are_accepted(user_id: str) -> None:
     assert _event({"user_id": user_id, "payload": "p"}).user_id == user_id
 
 
 def test_the_documented_pattern_is_the_rule_the_server_applies() -> None:
     pattern = re.compile(USER_ID_PATTERN)
-    for user_id in ["u", "a b", "用户", "\u0000", "\u200b", " ", "\u3000", "a\u200bb", ""]:
+    for user_id in [
+        "u", "a b", "用户", "\u0000", "\u200b", " ", "\u3000", "a\u200bb", "", "😀",
+        "\u2764\ufe0f", "u\U000e0041", *SHOW_NOTHING.values(),
+    ]:  # fmt: skip
         try:
             _event({"user_id": user_id, "payload": "p"})
             accepted = True

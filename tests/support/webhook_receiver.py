@@ -2,8 +2,10 @@
 would: with the independent ``standardwebhooks`` package, never with our own signing code.
 
 It holds one or more secrets (as a receiver mid-rotation might hold only the old or only the
-new one); a request that verifies with any of them gets 204, any other 401. Every request is
-kept (headers and the exact body bytes) so tests can verify it again, or tamper with it.
+new one); a request that verifies with any of them gets 204, any other 401. With
+``fail_first=n`` the first ``n`` requests that verify get 500 instead (a receiver having a bad
+moment), so that the sender tries again. Every request is kept (headers and the exact body
+bytes) so tests can verify it again, or tamper with it.
 """
 
 from __future__ import annotations
@@ -42,8 +44,9 @@ def verifies(secret: str, body: bytes, headers: dict[str, str]) -> bool:
 
 
 class WebhookReceiver(LoopbackServer):
-    def __init__(self, secrets: Sequence[str]) -> None:
+    def __init__(self, secrets: Sequence[str], *, fail_first: int = 0) -> None:
         self.secrets = tuple(secrets)
+        self._failures_left = fail_first
         self._requests: list[SignedRequest] = []
         self._changed = threading.Condition()
         app = web.Application()
@@ -72,7 +75,11 @@ class WebhookReceiver(LoopbackServer):
         body = await request.read()
         headers = dict(request.headers)
         verified = any(verifies(secret, body, headers) for secret in self.secrets)
+        status = 204 if verified else 401
         with self._changed:
+            if verified and self._failures_left > 0:
+                self._failures_left -= 1
+                status = 500
             self._requests.append(SignedRequest(headers, body, verified))
             self._changed.notify_all()
-        return web.Response(status=204 if verified else 401)
+        return web.Response(status=status)

@@ -12,11 +12,16 @@ from pathlib import Path
 
 import pytest
 
+from dispatcher import delivery
+from dispatcher.breaker import BreakerPolicy
 from dispatcher.destinations import http, mock
 from dispatcher.destinations.http import HttpDestination, HttpOptions
 from dispatcher.destinations.signing import parse_secret, signature_headers
+from dispatcher.durations import Duration
 from dispatcher.exceptions import DeliveryError, ManifestError
+from dispatcher.gate import DestinationGate
 from dispatcher.manifest import load_manifest
+from dispatcher.retry import RetryPolicy
 from eventlog.record import Event
 from tests.support.webhook_receiver import WebhookReceiver, verifies
 
@@ -52,6 +57,34 @@ async def test_every_request_verifies_with_standardwebhooks(receiver: WebhookRec
     headers = [{k.lower(): v for k, v in request.headers.items()} for request in requests]
     assert [h["webhook-id"] for h in headers] == [event.id for event in EVENTS]
     assert all(before - 1 <= int(h["webhook-timestamp"]) <= time.time() + 1 for h in headers)
+
+
+async def test_a_retried_attempt_keeps_the_id_and_is_signed_afresh() -> None:
+    # A second after the first attempt at least, so its timestamp (whole seconds) must differ.
+    policy = RetryPolicy(
+        max_retries=2, initial_backoff=Duration(1.1), max_backoff=Duration(1.1), jitter=False
+    )
+    gate = DestinationGate(
+        BreakerPolicy(consecutive_failures=1000, min_volume=1000), on_transition=lambda _: None
+    )
+    with WebhookReceiver([OLD], fail_first=1) as receiver:
+        destination = HttpDestination("hook", HttpOptions(url=receiver.url, signing_secret=OLD))
+        try:
+            outcome = await delivery.deliver(
+                destination, EVENTS[0], gate=gate, name="hook", attempt_timeout=5, policy=policy
+            )
+        finally:
+            await destination.close()
+        requests = receiver.wait_for_requests(2)
+    assert (outcome.result, outcome.attempts) == (delivery.Result.DELIVERED, 2)
+    first, retry = ({k.lower(): v for k, v in r.headers.items()} for r in requests)
+    # Each verifies on its own with the independent package, the retry within its tolerance
+    # of the receiver's clock because it was signed when sent, not when first tried.
+    assert all(verifies(OLD, r.body, r.headers) for r in requests)
+    assert first["webhook-id"] == retry["webhook-id"] == EVENTS[0].id
+    assert int(retry["webhook-timestamp"]) > int(first["webhook-timestamp"])
+    assert first["webhook-signature"] != retry["webhook-signature"]
+    assert requests[0].body == requests[1].body
 
 
 async def test_a_tampered_body_or_id_fails_verification(receiver: WebhookReceiver) -> None:
