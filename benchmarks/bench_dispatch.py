@@ -12,6 +12,7 @@ shares a GIL with another:
 * the **ceiling**: a bare aiohttp client (``benchmarks.dispatch.bare_client``) POSTs to the same
   sink at the same latency and concurrency, with none of the dispatcher's work around each
   request, right before each dispatcher run;
+* ``max_buffered`` from 1,000 to 20,000 at the top concurrency (``buffer_sizes``);
 * ``--processes 1`` versus ``2`` on the 0 ms sink (``scaling``);
 * one dispatcher process hosting many destinations (default settings), each delivering a small
   pre-loaded batch, then idling;
@@ -40,6 +41,7 @@ from typing import Any
 import click
 
 from benchmarks import options
+from benchmarks.dispatch.buffer_sizes import compare_buffers
 from benchmarks.dispatch.harness import Bench
 from benchmarks.dispatch.many import many_destinations
 from benchmarks.dispatch.plan import FULL, LATENCIES_MS, QUICK, SCENARIOS, Plan
@@ -70,6 +72,10 @@ def run_benchmark(plan: Plan) -> Report:
                     # The ceiling is measured right before the run compared with it.
                     runs.append(b.bare(latency, concurrency))
                     runs.append(b.dispatcher(topic, latency, concurrency))
+        buffers = None
+        if plan.measures("buffer"):
+            click.echo("buffer sizes ...", err=True)
+            buffers = compare_buffers(b, topic)
         processes = None
         if plan.measures("processes"):
             click.echo("one process and several ...", err=True)
@@ -87,7 +93,7 @@ def run_benchmark(plan: Plan) -> Report:
             click.echo("profiling the dispatcher ...", err=True)
             profile = profiled(b, topic)
         sink_kind = b.sink.kind
-    return Report(plan, machine, sink_kind, runs, processes, many, tracing, profile)
+    return Report(plan, machine, sink_kind, runs, buffers, processes, many, tracing, profile)
 
 
 def _size_option(

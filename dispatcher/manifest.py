@@ -101,10 +101,11 @@ class DestinationSpec:
     """How failed attempts are retried before the event goes to the dead-letter topic."""
     concurrency: int = 64
     """Events of different users in flight at once (one user's events go one at a time)."""
-    max_buffered: int = 20000
-    """Events fetched but unfinished (in flight or waiting) before fetching pauses. Large on
-    purpose (the byte bound usually bites first): a buffer of 1,000 held too few users to keep
-    the concurrency busy (see docs/manifest.md)."""
+    max_buffered: int = 5000
+    """Events fetched but unfinished (in flight or waiting) before fetching pauses; each
+    partition gets its share. Chosen by benchmark (docs/manifest.md): the smallest that kept
+    every slot busy at concurrency 256 was 2,000; this leaves room for users with several
+    events waiting."""
     max_buffered_bytes: int = 64 * 1024 * 1024
     """Bytes of fetched but unfinished events before fetching pauses (whichever comes first)."""
     breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
@@ -279,7 +280,7 @@ _BUILT_IN = _Common(
     BreakerPolicy(),
     ParkingPolicy(),
     concurrency=64,
-    max_buffered=20000,
+    max_buffered=5000,
     max_buffered_bytes=64 * 1024 * 1024,
 )
 _POLICIES: tuple[tuple[str, type[msgspec.Struct]], ...] = (

@@ -109,16 +109,19 @@ class Bench:
         env: Mapping[str, str] | None = None,
         window: float | None = None,
         processes: int = 1,
+        max_buffered: int | None = None,
     ) -> Run:
         """The dispatcher delivering ``topic`` to one http destination, from the start of the
         topic, in a fresh consumer group; ``processes`` > 1 runs that many under one
-        supervisor (``dispatcher --processes``), measured together."""
+        supervisor (``dispatcher --processes``), measured together; ``max_buffered`` replaces
+        the plan's."""
         self._runs += 1
         slug = re.sub(r"[^a-z0-9]+", "-", label.lower())  # Kafka names allow few characters
         name = f"{self._runs:02d}-{slug}-c{concurrency}-l{latency_ms}"
         manifest = self.manifest(
-            name, topic, [http_destination("sink", self.sink.url(latency_ms), concurrency)]
-        )
+            name, topic, [http_destination("sink", self.sink.url(latency_ms), concurrency)],
+            max_buffered=max_buffered or self.plan.max_buffered,
+        )  # fmt: skip
         self.sink.reset()
         port = free_ports(processes)
         options = self.dispatcher_options(manifest)
@@ -163,8 +166,16 @@ class Bench:
         )
         return run
 
-    def manifest(self, name: str, topic: str, destinations: list[dict[str, Any]]) -> Path:
-        """A manifest file delivering ``topic`` to ``destinations``, groups named for ``name``."""
+    def manifest(
+        self,
+        name: str,
+        topic: str,
+        destinations: list[dict[str, Any]],
+        *,
+        max_buffered: int | None = None,
+    ) -> Path:
+        """A manifest file delivering ``topic`` to ``destinations``, groups named for ``name``
+        (``max_buffered``: theirs, else the manifest's default)."""
         group_prefix = f"bench-dispatch.{self.run_id}.{name}"
         self.kafka.delete_later(
             groups=[f"{group_prefix}.{entry['name']}" for entry in destinations]
@@ -178,7 +189,7 @@ class Bench:
                 "timeout": "5s",
                 "retry": {"max_retries": 2, "initial_backoff": "50ms", "max_backoff": "200ms"},
             }
-            | ({} if self.plan.max_buffered is None else {"max_buffered": self.plan.max_buffered}),
+            | ({} if max_buffered is None else {"max_buffered": max_buffered}),
             "destinations": destinations,
         }
         path = self.workdir / f"{name}.yaml"

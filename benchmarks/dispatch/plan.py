@@ -7,6 +7,7 @@ from pathlib import Path
 
 __all__ = [
     "BARE",
+    "BUFFER_SIZES",
     "CPU_GOAL",
     "DISPATCHER",
     "FULL",
@@ -38,9 +39,11 @@ TRACING_CONCURRENCY = 64
 """Tracing on versus off is measured at this concurrency, with the 0 ms sink."""
 PROCESSES_COMPARED = (1, 2)
 """``dispatcher --processes N`` values compared on the 0 ms sink at the top concurrency."""
-SCENARIOS = ("runs", "processes", "many", "tracing", "profile")
-"""What ``--only`` can pick: the one-destination runs (with their bare clients), processes 1
-versus 2, many destinations in one process, tracing off versus on, the profile."""
+SCENARIOS = ("runs", "buffer", "processes", "many", "tracing", "profile")
+"""What ``--only`` can pick: the one-destination runs (with their bare clients), buffer sizes,
+processes 1 versus 2, many destinations in one process, tracing off versus on, the profile."""
+BUFFER_SIZES = (1000, 2000, 5000, 20000)
+"""``max_buffered`` values compared at the top concurrency against the 20 ms sink."""
 
 BARE = "bare aiohttp"
 DISPATCHER = "dispatcher"

@@ -7,8 +7,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from benchmarks.dispatch import many, profile, scaling, tracing_cost
+from benchmarks.dispatch import buffer_sizes, many, profile, scaling, tracing_cost
 from benchmarks.dispatch.bounds import bound_by
+from benchmarks.dispatch.buffer_sizes import BufferComparison
 from benchmarks.dispatch.many import ManyDestinations
 from benchmarks.dispatch.plan import (
     BARE,
@@ -37,6 +38,7 @@ class Report:
     sink: str
     """Which sink answered (``GO_SINK`` or ``AIOHTTP_SINK``)."""
     runs: list[Run]
+    buffers: BufferComparison | None
     processes: ProcessesComparison | None
     many: ManyDestinations | None
     tracing: TracingComparison | None
@@ -53,6 +55,8 @@ def render(report: Report) -> str:
             _ratios(report),
             _ceiling(report.runs),
         ]
+    if report.buffers is not None:
+        sections.append(buffer_sizes.section(report.buffers))
     if report.processes is not None:
         sections.append(scaling.section(report.processes))
     if report.many is not None:

@@ -77,7 +77,7 @@ def test_a_minimal_manifest_gets_every_default(write: Write) -> None:
         timeout=1.0,
         retry=RetryPolicy(),
         concurrency=64,
-        max_buffered=20000,
+        max_buffered=5000,
     )
     assert manifest.group_id(spec) == "event-delivery.bigquery"
 
@@ -286,9 +286,9 @@ ERRORS = [
     ),
     (
         "default-buffer-below-concurrency",
-        "defaults: {concurrency: 30000}\n" + ONE + "}",
+        "defaults: {concurrency: 6000}\n" + ONE + "}",
         "field 'defaults.max_buffered'",
-        ["20000 is below concurrency 30000"],
+        ["5000 is below concurrency 6000"],
     ),
     ("entry-not-mapping", "destinations: [bigquery]\n", "destination #1", ["expected a mapping"]),
     (
