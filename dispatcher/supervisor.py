@@ -35,6 +35,7 @@ __all__ = [
     "resolve_processes",
     "restart_delay",
     "run_supervised",
+    "usable_cores",
 ]
 
 log = logging.getLogger(__name__)
@@ -85,11 +86,18 @@ def child_command(child_argv: Sequence[str], index: int, metrics_port: int | Non
     return [*child_argv, "--metrics-port", str(metrics_port + index)]
 
 
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity, where the platform tells it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
 def resolve_processes(value: str) -> int:
     """The number of processes ``--processes`` asks for: a positive integer, or ``auto`` for
     the number of cores."""
     if value.strip().lower() == "auto":
-        return os.cpu_count() or 1
+        return usable_cores()
     try:
         processes = int(value)
     except ValueError:

@@ -18,7 +18,15 @@ from localkafka import docker
 from localkafka.broker import NativeBroker
 from localkafka.readiness import broker_answers
 
-__all__ = ["PROCFILE", "StackPlan", "plan_stack", "procfile_processes", "run_stack"]
+__all__ = [
+    "PROCFILE",
+    "ProcessCounts",
+    "StackPlan",
+    "plan_stack",
+    "process_counts",
+    "procfile_processes",
+    "run_stack",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 PROCFILE = ROOT / "Procfile"
@@ -39,6 +47,36 @@ class StackPlan:
     """compose: the ``docker`` command line; honcho: the Procfile processes to start."""
     summary: str
     """One line for the operator: what runs, and why this way."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessCounts:
+    """How many processes ingest and each dispatcher shard run (``INGEST_WORKERS``,
+    ``DISPATCHER_PROCESSES``)."""
+
+    ingest_workers: int
+    dispatcher_processes: int
+
+
+SHARDS = 2
+"""Dispatcher shards the Procfile and the compose file run."""
+MAX_INGEST_WORKERS = 4
+"""Past this, ingest's throughput is the broker's (acks=all), not its workers'."""
+
+
+def process_counts(cores: int, *, shards: int = SHARDS) -> ProcessCounts:
+    """Sensible process counts for a machine with ``cores`` cores that also runs the broker:
+    half of them for ingest (at most ``MAX_INGEST_WORKERS``), half shared by the dispatcher
+    shards, each at least one."""
+    half = max(1, cores // 2)
+    return ProcessCounts(min(MAX_INGEST_WORKERS, half), max(1, half // shards))
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity, where the platform tells it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
 
 
 def procfile_processes(text: str) -> list[str]:
@@ -99,7 +137,15 @@ def run_stack(broker: NativeBroker, *, native: bool, procfile: Path = PROCFILE) 
         processes=procfile_processes(procfile.read_text()),
         compose_file=docker.COMPOSE_FILE,
     )
-    print(f"up: {plan.summary}", flush=True)
+    counts = process_counts(usable_cores())
+    # The environment wins: INGEST_WORKERS=1 ./just up runs one ingest process on any machine.
+    os.environ.setdefault("INGEST_WORKERS", str(counts.ingest_workers))
+    os.environ.setdefault("DISPATCHER_PROCESSES", str(counts.dispatcher_processes))
+    print(
+        f"up: {plan.summary} (ingest workers {os.environ['INGEST_WORKERS']}, dispatcher"
+        f" processes per shard {os.environ['DISPATCHER_PROCESSES']})",
+        flush=True,
+    )
     if plan.runner == "compose":
         os.execvp(plan.command[0], plan.command)  # noqa: S606 - compose replaces this process
     from localkafka.procfile import run_procfile  # noqa: PLC0415 - honcho is a dev dependency

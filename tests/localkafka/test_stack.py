@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from localkafka.stack import PROCFILE, StackPlan, plan_stack, procfile_processes
+from localkafka.stack import PROCFILE, StackPlan, plan_stack, process_counts, procfile_processes
 
 PROCESSES = ["kafka", "ingest", "dispatcher-a", "dispatcher-b"]
 
@@ -54,3 +54,18 @@ def test_procfile_processes_skip_comments_and_keep_order() -> None:
 
 def test_the_repository_procfile_has_the_processes_up_expects() -> None:
     assert procfile_processes(PROCFILE.read_text()) == PROCESSES
+
+
+def test_up_gives_half_the_cores_to_ingest_and_half_to_the_shards() -> None:
+    counts = {cores: process_counts(cores) for cores in (1, 2, 4, 8, 32)}
+    assert {c: (p.ingest_workers, p.dispatcher_processes) for c, p in counts.items()} == {
+        1: (1, 1), 2: (1, 1), 4: (2, 1), 8: (4, 2), 32: (4, 8),
+    }  # fmt: skip
+
+
+def test_the_procfile_and_compose_pass_the_counts_on() -> None:
+    procfile = PROCFILE.read_text()
+    assert procfile.count('--processes "${DISPATCHER_PROCESSES:-1}"') == 2
+    compose = (PROCFILE.parent / "docker-compose.yaml").read_text()
+    assert compose.count('"--processes", "${DISPATCHER_PROCESSES:-1}"') == 2
+    assert "INGEST_WORKERS: ${INGEST_WORKERS:-1}" in compose
