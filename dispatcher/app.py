@@ -236,7 +236,10 @@ def _ensure_state_topic(admin: AdminClient, manifest: Manifest) -> None:
         state_topic(manifest.topic),
         num_partitions=1,
         replication_factor=manifest.replication_factor,
-        config={"cleanup.policy": "compact"},
+        config={
+            "cleanup.policy": "compact",
+            "min.insync.replicas": str(manifest.min_insync_replicas),
+        },
     )
     try:
         admin.create_topics([topic], operation_timeout=10)[topic.topic].result(timeout=10)

@@ -32,7 +32,7 @@ from dispatcher.parking import ParkingPolicy
 from dispatcher.retry import RetryPolicy
 from eventlog.kafka_security import SECRET_KEYS as _KAFKA_SECRET_KEYS
 from eventlog.kafka_security import SECURITY_KEYS, SecurityError, security_settings
-from eventlog.topics import RETENTION_24H_MS
+from eventlog.topics import RETENTION_24H_MS, default_min_insync_replicas
 
 __all__ = [
     "EVENTS_RETENTION",
@@ -143,9 +143,10 @@ class Manifest:
     replication_factor: int = 1
     """Copies of each partition of the topics the dispatcher creates (events, dead letters);
     3 in production. ``KAFKA_REPLICATION_FACTOR`` overrides it."""
-    min_insync_replicas: int | None = None
-    """``min.insync.replicas`` of the topics the dispatcher creates (2 with 3 replicas); the
-    broker's default when ``None``. ``KAFKA_MIN_INSYNC_REPLICAS`` overrides it."""
+    min_insync_replicas: int = 1
+    """``min.insync.replicas`` of the topics the dispatcher creates; by default one less than
+    ``replication_factor``, within 1..2, as ingest's (2 with 3 replicas).
+    ``KAFKA_MIN_INSYNC_REPLICAS`` overrides it."""
     security: Mapping[str, str] = field(default_factory=dict, repr=False)
     """librdkafka TLS and SASL settings (``security.protocol`` ...) every client of this
     manifest's cluster gets (``eventlog.kafka_security``); empty for a PLAINTEXT cluster. Left
@@ -467,7 +468,7 @@ def _expand(
 class _Kafka:
     bootstrap_servers: str
     replication_factor: int
-    min_insync_replicas: int | None
+    min_insync_replicas: int
     security: Mapping[str, str]
 
 
@@ -488,7 +489,9 @@ def _kafka(raw: object, where: _Where, environ: Mapping[str, str]) -> _Kafka:
     min_insync = _env_count(environ, _MIN_INSYNC_ENV, where, "kafka.min_insync_replicas")
     if min_insync is None and section.get("min_insync_replicas") is not None:
         min_insync = _count(section["min_insync_replicas"], where, "kafka.min_insync_replicas")
-    if min_insync is not None and min_insync > replication:
+    if min_insync is None:
+        min_insync = default_min_insync_replicas(replication)
+    if min_insync > replication:
         raise where.error(
             "kafka.min_insync_replicas",
             f"{min_insync} is above replication_factor {replication}; no write could ever be"

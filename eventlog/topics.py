@@ -18,7 +18,14 @@ from confluent_kafka.admin import (
 
 from eventlog.exceptions import TopicError
 
-__all__ = ["RETENTION_24H_MS", "TopicSpec", "TopicState", "durability_warnings", "ensure_topic"]
+__all__ = [
+    "RETENTION_24H_MS",
+    "TopicSpec",
+    "TopicState",
+    "default_min_insync_replicas",
+    "durability_warnings",
+    "ensure_topic",
+]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +72,14 @@ class TopicState:
     """Brokers in the cluster when it was looked at."""
     warnings: tuple[str, ...] = ()
     """``durability_warnings`` for it (logged at WARNING too)."""
+
+
+def default_min_insync_replicas(replication_factor: int) -> int:
+    """``min.insync.replicas`` when none is configured: one less than the replication factor,
+    at least 1 and at most 2 (2 with the production factor of 3), so an acknowledged event
+    survives the loss of a broker while one broker may be down without stopping writes. Ingest
+    and the dispatcher both use it: whichever creates a topic first, it is as durable."""
+    return max(1, min(2, replication_factor - 1))
 
 
 def durability_warnings(

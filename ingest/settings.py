@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from eventlog.topics import TopicSpec
+from eventlog.topics import TopicSpec, default_min_insync_replicas
 from ingest.connections import ConnectionLimits
 from ingest.exceptions import SettingsError
 
@@ -176,7 +176,7 @@ class IngestSettings:
         """``min_insync_replicas``, or its default for ``replication_factor``."""
         if self.min_insync_replicas is not None:
             return self.min_insync_replicas
-        return max(1, min(2, self.replication_factor - 1))
+        return default_min_insync_replicas(self.replication_factor)
 
     @property
     def connection_limits(self) -> ConnectionLimits:

@@ -17,6 +17,7 @@ from dispatcher.durations import Duration
 from dispatcher.exceptions import ManifestError
 from dispatcher.manifest import Manifest, load_manifest, retention_warnings
 from dispatcher.parking import ParkingPolicy
+from ingest.settings import IngestSettings
 
 SECRET = "s3cr3t-t0ken-value"
 
@@ -121,9 +122,18 @@ def test_a_merged_breaker_that_contradicts_itself_says_it_was_merged(write: Writ
 # --- kafka: servers, replication -------------------------------------------------------------
 
 
-def test_replication_defaults_to_one_and_the_broker_default(write: Write) -> None:
+def test_replication_defaults_to_one_copy(write: Write) -> None:
     manifest = load(write(MOCK + "}\n"))
-    assert (manifest.replication_factor, manifest.min_insync_replicas) == (1, None)
+    assert (manifest.replication_factor, manifest.min_insync_replicas) == (1, 1)
+
+
+@pytest.mark.parametrize("copies", [1, 2, 3, 5])
+def test_min_insync_defaults_as_ingest_s_does(write: Write, copies: int) -> None:
+    # Whichever of the two creates the events topic first, it gets the same durability.
+    manifest = load(write(f"kafka: {{replication_factor: {copies}}}\n" + MOCK + "}\n"))
+    ingest = IngestSettings(replication_factor=copies)
+    assert manifest.min_insync_replicas == ingest.effective_min_insync_replicas
+    assert manifest.min_insync_replicas == max(1, min(2, copies - 1))
 
 
 def test_replication_from_the_manifest_and_the_environment(write: Write) -> None:
