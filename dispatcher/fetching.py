@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 
 FETCH_BATCH = 500
 """Most records taken from the consumer in one turn of the fetch loop."""
+SIZE_HINT = 64 * 1024
+"""What a record is assumed to weigh until one was fetched (librdkafka's chunk per partition
+here, ``max.partition.fetch.bytes``): the first turn takes few if the byte bound is small."""
 
 
 class Fetcher:
@@ -51,6 +54,8 @@ class Fetcher:
         self._name = name
         self._topic = topic
         self._max_buffered = spec.max_buffered
+        self._max_bytes = spec.max_buffered_bytes
+        self._size_hint = SIZE_HINT
         self._backpressure = Backpressure(spec.max_buffered, spec.max_buffered_bytes)
         self._shares = Shares(spec.max_buffered)
         self._partitions = partitions
@@ -96,34 +101,41 @@ class Fetcher:
 
     def fetch(self, consumer: Consumer) -> int:
         """Take what the consumer has fetched, without waiting; how many records."""
-        # At most one partition's share at a time: records come a partition at a time.
+        # At most one partition's share at a time: records come a partition at a time. And
+        # no more than the byte bound has room for, at the size of the largest recent record.
         share = self._shares.share(len(self._partitions))
-        room = min(self._max_buffered - self._buffer.count, share, FETCH_BATCH)
+        fits = (self._max_bytes - self._buffer.bytes) // self._size_hint
+        room = min(self._max_buffered - self._buffer.count, share, FETCH_BATCH, fits)
         messages = consumer.consume(num_messages=max(1, room), timeout=0)
+        largest = 0
         for message in messages:
-            self._accept(consumer, message)
+            largest = max(largest, self._accept(consumer, message))
+        if largest:
+            self._size_hint = largest
         return len(messages)
 
     def forget(self, partition: int) -> None:
         """The partition is no longer assigned."""
         self.paused.discard(partition)
 
-    def _accept(self, consumer: Consumer, message: Message) -> None:
+    def _accept(self, consumer: Consumer, message: Message) -> int:
+        """Buffer a fetched record; what it weighs (0 for none)."""
         error = message.error()
         if error is not None:
             self._on_error(consumer, error, message)
-            return
+            return 0
         partition = message.partition()
         assert partition is not None
         state = self._partitions.get(partition)
         if state is None:  # fetched just before a revocation took the partition away
-            return
+            return 0
         job = job_from_message(message, state.epoch)
         state.add(job)
         if state.recovering:
             self._buffer.hold(state, job)
         else:
             self._buffer.push(job)
+        return job.size
 
     def _on_error(self, consumer: Consumer, error: KafkaError, message: Message) -> None:
         if error.fatal():

@@ -197,6 +197,11 @@ class DestinationWorker:
         return self._buffer.count
 
     @property
+    def buffered_bytes(self) -> int:
+        """What the held events weigh."""
+        return self._buffer.bytes
+
+    @property
     def stopped_by(self) -> str | None:
         """Why the destination stopped by itself (Kafka refused a dead letter or park record,
         or its bookkeeping failed)."""

@@ -169,6 +169,23 @@ async def test_the_buffer_stays_bounded_across_rebalances_while_paused() -> None
         assert h.consumer.paused == h.consumer.assigned
 
 
+async def test_the_buffer_is_bounded_by_bytes_too() -> None:
+    receiver = Receiver()
+    receiver.hold = asyncio.Event()
+    async with Harness(
+        receiver=receiver,
+        destination_spec=spec(max_buffered=1000, max_buffered_bytes=20_000, concurrency=2),
+    ) as h:
+        for n in range(100):
+            h.send(n % 4, f"u{n % 8}", "x" * 2000 + str(n))  # about 2.3 KB each
+        h.consumer.assign([0, 1, 2, 3])
+        await wait_until(lambda: h.worker.buffered_bytes >= 20_000, what="the byte bound")
+        await h.settle(10)
+        # Fetching stops once the bound is reached; one turn's fetch may overshoot it.
+        assert h.worker.buffered <= 20_000 // 2000
+        assert h.consumer.paused == h.consumer.assigned
+
+
 async def test_the_dead_letter_is_stored_before_the_offset_is_committed() -> None:
     receiver = Receiver()
     receiver.refusing.add("ann")
