@@ -25,6 +25,8 @@ log = logging.getLogger("reliability")
 DESTINATIONS = ("alpha", "beta")
 """The destinations every event must reach (each its own consumer group)."""
 HANGING = "stuck"
+HANGING_CONCURRENCY = 32
+"""Slots of the hanging destination: each holds an attempt that times out, again and again."""
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,7 @@ SCENARIOS = [
     Scenario(
         "hanging",
         "6. a destination that never answers",
-        partial(faults.hanging_destination, name=HANGING),
+        partial(faults.hanging_destination, name=HANGING, concurrency=HANGING_CONCURRENCY),
         hanging=True,
     ),
     Scenario("ingest-kill", "7. SIGKILL ingest 3 times under load", faults.kill_ingest),
@@ -97,7 +99,13 @@ def run_scenario(
     with Sink() as sink:
         destinations = [{"name": n, "type": "http", "url": sink.url(n)} for n in DESTINATIONS]
         if scenario.hanging:
-            destinations.append({"name": HANGING, "type": "http", "url": sink.url(HANGING, "hang")})
+            # Its breaker never opens, so the dispatcher keeps every slot on attempts that time
+            # out: what the leak check must watch (an open breaker would leave it idle).
+            never_opens = {"consecutive_failures": 10**6, "min_volume": 10**6}
+            destinations.append(
+                {"name": HANGING, "type": "http", "url": sink.url(HANGING, "hang"),
+                 "breaker": never_opens, "concurrency": HANGING_CONCURRENCY}
+            )  # fmt: skip
         system = System(cluster, workdir / scenario.key, scenario.key, destinations)
         with system:
             system.start_ingest()
