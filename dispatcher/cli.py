@@ -16,6 +16,7 @@ import prometheus_client
 
 from dispatcher.app import DispatcherSettings, run_dispatcher
 from dispatcher.exceptions import ManifestError
+from dispatcher.latency import serve_latencies
 from dispatcher.manifest import Manifest, load_manifests, retention_warnings
 from dispatcher.operator_cli import dead_letters, redrive_command, replay
 from dispatcher.status import collect_status, format_table
@@ -118,6 +119,7 @@ def cli(  # noqa: PLR0917 - click passes options positionally
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     configure_metrics()
+    serve_latencies()
     if metrics_port is not None:
         prometheus_client.start_http_server(metrics_port)
         log.info("metrics on http://0.0.0.0:%d/metrics", metrics_port)

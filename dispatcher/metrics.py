@@ -1,8 +1,9 @@
 """The dispatcher's metrics (OpenTelemetry instruments, exported to Prometheus by the CLI).
 
 Counts are kept in plain integers on the event loop and read by observable instruments when
-metrics are scraped, so a delivery pays a dict increment, not an SDK call, per count. Only
-the latency histogram records per event. Without ``configure_metrics()`` nothing is exported.
+metrics are scraped, so a delivery pays a dict increment, not an SDK call, per count; the
+latency histogram is plain bucket counts too (``dispatcher/latency.py``). Without
+``configure_metrics()`` nothing is exported.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from collections.abc import Callable, Iterable
 
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
+
+from dispatcher.latency import LATENCIES
 
 __all__ = ["DeliveryMetrics"]
 
@@ -51,11 +54,6 @@ class DeliveryMetrics:
             "consumer_lag", callbacks=[self._observe_lag], unit="{event}",
             description="Events on the topic not yet finished, by destination and partition.",
         )  # fmt: skip
-        self._latency = meter.create_histogram(
-            "delivery_latency", unit="s",
-            description="From ingest's receive time to the destination's acceptance.",
-        )  # fmt: skip
-        self._latency_labels: dict[str, dict[str, str]] = {}
         self._transitions: Counter[tuple[str, str]] = Counter()
         self._lost: Counter[str] = Counter()
         self._stopped: Counter[str] = Counter()
@@ -103,8 +101,7 @@ class DeliveryMetrics:
     def finished(self, destination: str, result: str, latency: float | None) -> None:
         self._events[destination, result] += 1
         if latency is not None:
-            labels = self._latency_labels.setdefault(destination, {"destination": destination})
-            self._latency.record(latency, labels)
+            LATENCIES.observe(destination, latency)
 
     def transition(self, destination: str, state: str) -> None:
         self._transitions[destination, state] += 1
