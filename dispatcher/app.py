@@ -19,7 +19,6 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from dispatcher.breaker_state import state_topic
 from dispatcher.deadletter import DeadLetterWriter
 from dispatcher.destinations import TYPES
-from dispatcher.lookups import OffsetLookups
 from dispatcher.manifest import Manifest
 from dispatcher.metrics import DeliveryMetrics
 from dispatcher.park_records import park_topic
@@ -61,10 +60,9 @@ class DispatcherSettings:
 @dataclass(frozen=True, slots=True)
 class _Cluster:
     """What every destination on one Kafka cluster shares: a producer (dead letters, park,
-    breaker state) and the offset lookups."""
+    breaker state)."""
 
     producer: AsyncProducer
-    lookups: OffsetLookups
 
     @classmethod
     def connect(cls, manifest: Manifest) -> _Cluster:
@@ -73,11 +71,9 @@ class _Cluster:
             producer_config(servers, security=security, logger=kafka_logger("producer"))
         )
         producer.start()
-        lookups = OffsetLookups.connect(servers, security=security, logger=kafka_logger("lookups"))
-        return cls(producer, lookups)
+        return cls(producer)
 
     async def close(self, flush_within: float) -> None:
-        self.lookups.close()
         unsent = await asyncio.to_thread(self.producer.close, flush_within)
         if unsent:
             log.error("producer closed with %d unacknowledged records", unsent)
@@ -112,7 +108,6 @@ async def run_dispatcher(
                     bootstrap_servers=manifest.bootstrap_servers,
                     retention_ms=events[manifest.path].retention_ms,
                     producer=cluster.producer,
-                    lookups=cluster.lookups,
                     commit_interval=settings.commit_interval,
                     drain_timeout=settings.drain_timeout,
                     metrics=metrics,

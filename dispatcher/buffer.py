@@ -35,7 +35,7 @@ class Buffer:
         self._scheduler: KeyedScheduler[Job, Key] = KeyedScheduler(concurrency)
         self._held = 0
         self.bytes = 0
-        """What the held events weigh (``Job.size``)."""
+        """What every event in the buffer weighs (``Job.size``): queued, in flight, held."""
         self.per_partition: Counter[int] = Counter()
         """Events held per partition (for each partition's fair share, ``flow``)."""
 

@@ -29,16 +29,26 @@ class Chores:
         self._name = name
         self._metrics = metrics
         self._tasks: set[asyncio.Task[None]] = set()
+        self._interruptible: set[asyncio.Task[None]] = set()
         self.halt = asyncio.Event()
         """Set when the destination must stop by itself."""
         self.stopped_by: str | None = None
         """Why it stopped by itself."""
 
-    def spawn(self, work: Coroutine[Any, Any, object]) -> None:
-        """Run ``work`` beside the deliveries; its failure stops the destination."""
+    def spawn(self, work: Coroutine[Any, Any, object], *, interruptible: bool = False) -> None:
+        """Run ``work`` beside the deliveries; its failure stops the destination.
+        ``interruptible``: it only reads (a lookup), so shutdown need not wait for it."""
         task = asyncio.create_task(self._guarded(work))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        if interruptible:
+            self._interruptible.add(task)
+            task.add_done_callback(self._interruptible.discard)
+
+    def interrupt(self) -> None:
+        """Cancel the interruptible chores (shutdown: what they would learn is not needed)."""
+        for task in list(self._interruptible):
+            task.cancel()
 
     async def settle(self, within: float) -> None:
         """Let the running chores finish, for at most ``within`` seconds."""

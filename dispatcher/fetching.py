@@ -144,7 +144,9 @@ class Fetcher:
         if error.code() == KafkaError._AUTO_OFFSET_RESET and partition is not None:
             state = self._partitions.get(partition)
             if state is not None:
-                self._chores.spawn(self._place(consumer, partition, state.epoch))
+                self._chores.spawn(
+                    self._place(consumer, partition, state.epoch), interruptible=True
+                )
             return
         log.warning("consumer error destination=%s error=%s", self._name, error.str())
 

@@ -94,13 +94,6 @@ class ParkReader:
         self._consumer = Consumer(config)
         self._assigned: set[int] = set()
 
-    def watermarks(self, partition: int, timeout: float = 10.0) -> tuple[int, int]:
-        """(low, high) of a park partition; blocking, so call it off the loop."""
-        low, high = self._consumer.get_watermark_offsets(
-            TopicPartition(self.topic, partition), timeout=timeout
-        )
-        return int(low), int(high)
-
     def assign(self, partition: int, offset: int | None) -> None:
         start = OFFSET_BEGINNING if offset is None else offset
         self._consumer.incremental_assign([TopicPartition(self.topic, partition, start)])

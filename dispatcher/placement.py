@@ -7,7 +7,9 @@ own: it reports the partition, and this module decides (``decide_start``, pure) 
 * a committed offset that fell out of retention resumes at the earliest retained event, with
   an ERROR line and a count of the events lost to retention (never a silent jump to the end);
 * a committed offset beyond the end of the partition (the topic was deleted and created again)
-  resumes at the earliest retained event too: they are all newer than what was delivered.
+  resumes at the earliest retained event too: they are all newer than what was delivered;
+* a position still retained (librdkafka reported it out of range, and the broker disagrees by
+  the time we ask) resumes right there.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ class Start:
 
     offset: int
     """An offset, or librdkafka's ``OFFSET_BEGINNING`` / ``OFFSET_END``."""
-    why: Literal["new group", "lost to retention", "beyond the end"]
+    why: Literal["new group", "lost to retention", "beyond the end", "still retained"]
     lost: int = 0
     """Events deleted by retention before this group finished them."""
 
@@ -54,7 +56,9 @@ def decide_start(
     position = max(committed or 0, fetched or 0)
     if position > high:
         return Start(OFFSET_BEGINNING, "beyond the end")
-    return Start(OFFSET_BEGINNING, "lost to retention", lost=max(0, low - position))
+    if position >= low:
+        return Start(position, "still retained")
+    return Start(OFFSET_BEGINNING, "lost to retention", lost=low - position)
 
 
 class Placement:
@@ -84,7 +88,7 @@ class Placement:
         is no longer assigned so."""
 
         async def lookup() -> tuple[int | None, tuple[int, int]]:
-            committed = await self._lookups.committed(self._group_id, self._topic, partition)
+            committed = await self._lookups.committed(self._topic, partition)
             return committed.offset, await self._lookups.watermarks(self._topic, partition)
 
         found = await ask_until_answered(
@@ -104,6 +108,12 @@ class Placement:
             log.debug(  # once per partition: the assignment line already said it
                 "new consumer group starts destination=%s partition=%d start_from=%s",
                 self._name, partition, self._start_from,
+            )  # fmt: skip
+        elif start.why == "still retained":
+            log.warning(
+                "offset reported out of range is retained destination=%s partition=%d "
+                "position=%d earliest=%d end=%d; resuming there",
+                self._name, partition, start.offset, low, high,
             )  # fmt: skip
         elif start.why == "beyond the end":
             log.error(

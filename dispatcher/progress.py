@@ -85,7 +85,7 @@ class Progress:
                 state.asked_committed = True
         if not unknown:
             return
-        lookups = [self._lookups.committed(self._group_id, self._topic, p) for p in unknown]
+        lookups = [self._lookups.committed(self._topic, p) for p in unknown]
         with contextlib.suppress(TimeoutError, KafkaException, NoSuchTopic):
             async with asyncio.timeout(5):
                 found = await asyncio.gather(*lookups)

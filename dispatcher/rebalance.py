@@ -61,15 +61,17 @@ class Rebalance:
         self._replayer = replayer
         self._chores = chores
         self.closing = False
-        """Set once shutdown settled every partition: callbacks that ``close()`` serves (on
-        its own thread) find nothing to do."""
+        """Set when shutdown begins: from then on the callbacks find nothing to do, including
+        those ``close()`` serves on its own thread (shutdown settles every partition itself)."""
 
     def on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         if self.closing:
             return
         for tp in partitions:
             state = self._partitions.assign(tp.partition)
-            self._chores.spawn(self._recovery.recover(tp.partition, state.epoch))
+            self._chores.spawn(
+                self._recovery.recover(tp.partition, state.epoch), interruptible=True
+            )
         log.info(
             "partitions assigned destination=%s partitions=%s",
             self._name, ",".join(str(tp.partition) for tp in partitions) or "-",

@@ -76,7 +76,7 @@ class ParkRecovery:
         assert reader is not None
 
         async def lookup() -> tuple[int | None, tuple[int, int]]:
-            committed = await self._lookups.committed(self._group_id, self._topic, partition)
+            committed = await self._lookups.committed(self._topic, partition)
             checkpoint = parse_checkpoint(committed.metadata)
             return checkpoint, await self._lookups.watermarks(self._park_topic, partition)
 

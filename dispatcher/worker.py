@@ -3,7 +3,9 @@
 Each destination has its own Kafka consumer in its own group and runs as one asyncio task; a
 process hosts many of them without a thread each. The consumer is polled without blocking
 (``consume(timeout=0)``) from the event loop, so rebalance callbacks also run on the loop
-thread, and questions about offsets go through ``lookups``, never the consumer's own handle.
+thread; questions that wait for the broker (committed offsets, watermarks) go through
+``lookups``, a client of their own, never the consumer's handle (only its cached watermarks
+are read, which do not wait).
 Each concern is a module of its own:
 
 * ``fetching``: which partitions fetch (``flow``: backpressure, breaker, recovery) and what
@@ -41,7 +43,7 @@ from dispatcher.deliveries import Deliveries
 from dispatcher.destinations import Destination
 from dispatcher.fetching import Fetcher
 from dispatcher.gate import DestinationGate
-from dispatcher.lookups import Lookups, OffsetLookups
+from dispatcher.lookups import ConsumerLookups, Lookups
 from dispatcher.manifest import DestinationSpec, Manifest
 from dispatcher.metrics import DeliveryMetrics
 from dispatcher.park_store import ParkReader, ParkWriter
@@ -116,9 +118,8 @@ class DestinationWorker:
         # retention must be said out loud, and only a brand-new group honours start_from.
         self._config["auto.offset.reset"] = "error"
         self._consumer_factory = consumer_factory
-        self._own_lookups = lookups is None
-        self._lookups = lookups or OffsetLookups.connect(
-            bootstrap_servers, security=manifest.security,
+        self._lookups = lookups or ConsumerLookups(
+            bootstrap_servers, self.group_id, security=manifest.security,
             logger=kafka_logger("lookups", destination=spec.name),
         )  # fmt: skip
         reader_logger = kafka_logger("park-reader", destination=spec.name)
@@ -270,16 +271,20 @@ class DestinationWorker:
         # hold the process (a supervisor kills it soon). What is not committed is delivered
         # again after a restart.
         deadline = time.monotonic() + self._drain_timeout
+        self._chores.interrupt()  # lookups for partitions about to be let go
         await self._chores.settle(within=deadline - time.monotonic())
         commit = self._committer.commit
-        await self._bounded(lambda: commit(consumer, asynchronous=False), "final commit", deadline)
+        await self._bounded(
+            lambda: commit(consumer, asynchronous=False), "final commit", deadline, floor=0.5
+        )
         # Forget everything here, on the loop thread: close() runs the revoke callback on
         # the closing thread, which then finds nothing left to touch.
         self._rebalance.abandon(self._partitions.numbers())
-        await self._bounded(consumer.close, "consumer close", deadline)
+        await self._bounded(consumer.close, "consumer close", deadline, floor=0.5)
         await self._bounded(self._recovery.close, "park reader close", deadline)
-        if self._own_lookups and isinstance(self._lookups, OffsetLookups):
-            self._lookups.close()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(0.1, deadline - time.monotonic())):
+                await self._lookups.close()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(min(LEAVE_TIMEOUT, max(0.0, deadline - time.monotonic()))):
                 await self._publisher.leave()
@@ -292,8 +297,11 @@ class DestinationWorker:
             self.stats.attempts, self.stats.commits,
         )  # fmt: skip
 
-    async def _bounded(self, call: Callable[[], object], what: str, deadline: float) -> None:
-        budget = max(0.1, deadline - time.monotonic())
+    async def _bounded(
+        self, call: Callable[[], object], what: str, deadline: float, *, floor: float = 0.1
+    ) -> None:
+        """``call()`` off the loop until ``deadline``, or ``floor`` seconds if that is later."""
+        budget = max(floor, deadline - time.monotonic())
         try:
             async with asyncio.timeout(budget):
                 await run_in_daemon_thread(call, name=f"{what}:{self.name}")

@@ -147,8 +147,6 @@ class FakeConsumer:
         self._commit_reports: list[tuple[KafkaError | None, list[TopicPartition]]] = []
         self.closed = False
         self.calls = 0
-        self.failing_lookups = 0
-        """``committed`` fails this many more times, as with a broker restarting."""
         self.unanswered_async_commits = False
         """Asynchronous commits are sent but never reach the coordinator nor report back, as
         with one still in flight when the consumer closes."""
@@ -296,9 +294,6 @@ class FakeConsumer:
     def committed(
         self, partitions: list[TopicPartition], timeout: float = -1
     ) -> list[TopicPartition]:
-        if self.failing_lookups > 0:
-            self.failing_lookups -= 1
-            raise KafkaException(KafkaError(KafkaError._DESTROY_BROKER, "broker handle destroyed"))
         with self._handle:
             self.cluster.await_answer(timeout)
         out = []
@@ -334,16 +329,21 @@ class FakeConsumer:
 
 
 class FakeLookups:
-    """``dispatcher.lookups.Lookups`` over the fake cluster: an answer waits while the cluster
-    holds answers, and the next ``failing`` lookups fail as with a broker restarting."""
+    """``dispatcher.lookups.Lookups`` of one group over the fake cluster: an answer waits while
+    the cluster holds answers; the next ``failing`` lookups fail as with a broker restarting,
+    and ``unknown`` more say the topic is unknown (as a restarting broker's stale metadata
+    can: ``ConsumerLookups`` raises ``NoSuchTopic`` only once fresh metadata confirms it)."""
 
-    def __init__(self, cluster: FakeCluster) -> None:
+    def __init__(self, cluster: FakeCluster, group: str) -> None:
         self.cluster = cluster
+        self.group = group
         self.failing = 0
+        self.unknown = 0
+        self.closed = False
 
-    async def committed(self, group: str, topic: str, partition: int) -> Committed:
+    async def committed(self, topic: str, partition: int) -> Committed:
         await self._answer()
-        found = self.cluster.committed.get((group, topic, partition))
+        found = self.cluster.committed.get((self.group, topic, partition))
         return Committed(None, None) if found is None else Committed(*found)
 
     async def watermarks(self, topic: str, partition: int) -> tuple[int, int]:
@@ -351,10 +351,16 @@ class FakeLookups:
         low = self.cluster.low.get((topic, partition), 0)
         return low, len(self.cluster.topic(topic)[partition])
 
+    async def close(self) -> None:
+        self.closed = True
+
     async def _answer(self) -> None:
         if self.failing > 0:
             self.failing -= 1
             raise KafkaException(KafkaError(KafkaError._TRANSPORT, "broker restarting (fake)"))
+        if self.unknown > 0:
+            self.unknown -= 1
+            raise KafkaException(KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART, "unknown (fake)"))
         if not self.cluster.answering.is_set():
             await asyncio.to_thread(self.cluster.answering.wait)
 
@@ -367,9 +373,6 @@ class FakeReader:
         self.topic = topic
         self._positions: dict[int, int] = {}
         self._eof_sent: set[int] = set()
-
-    def watermarks(self, partition: int, timeout: float = 10.0) -> tuple[int, int]:
-        return 0, len(self.cluster.topic(self.topic)[partition])
 
     def assign(self, partition: int, offset: int | None) -> None:
         self._positions[partition] = offset or 0

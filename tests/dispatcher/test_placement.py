@@ -26,6 +26,11 @@ def test_what_was_fetched_under_this_assignment_counts_as_the_position() -> None
     assert start.lost == 2
 
 
+def test_a_position_still_retained_is_resumed_where_it_is() -> None:
+    start = decide_start(committed=12, fetched=None, low=10, high=20, start_from="earliest")
+    assert (start.offset, start.why, start.lost) == (12, "still retained", 0)
+
+
 def test_an_offset_beyond_the_end_means_the_topic_was_created_again() -> None:
     start = decide_start(committed=50, fetched=None, low=0, high=4, start_from="latest")
     assert (start.offset, start.why, start.lost) == (OFFSET_BEGINNING, "beyond the end", 0)
@@ -48,6 +53,9 @@ def test_a_group_that_ever_read_never_skips_a_retained_event(
     if committed is None and fetched is None:
         assert start.why == "new group"
         return
-    assert start.offset == OFFSET_BEGINNING  # every retained event is read again
     position = max(committed or 0, fetched or 0)
-    assert start.lost == (max(0, low - position) if position <= low + span else 0)
+    if low <= position <= low + span:
+        assert (start.offset, start.lost) == (position, 0)  # nothing retained is skipped
+    else:
+        assert start.offset == OFFSET_BEGINNING  # every retained event is read
+        assert start.lost == (low - position if position < low else 0)

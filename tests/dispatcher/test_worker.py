@@ -314,7 +314,10 @@ async def test_one_failing_user_is_parked_in_order_while_others_flow_then_replay
         assert b"release" in kinds and b"replay-done" in kinds
 
 
-async def test_parked_users_survive_a_restart_and_keep_their_order() -> None:
+@pytest.mark.parametrize("unknown_at_first", [0, 3])
+async def test_parked_users_survive_a_restart_and_keep_their_order(unknown_at_first: int) -> None:
+    """``unknown_at_first``: the park topic looks unknown to the first lookups after the
+    restart (a broker restarting): that is asked again, never taken for "nothing parked"."""
     cluster = FakeCluster(partitions=2)
     receiver = Receiver()
     receiver.failing.add("ann")
@@ -336,9 +339,31 @@ async def test_parked_users_survive_a_restart_and_keep_their_order() -> None:
         )
     )
     async with Harness(cluster=cluster, receiver=receiver, destination_spec=fast) as second:
+        second.lookups.unknown = unknown_at_first
         second.send(0, "ann", "3")  # live, after the restart: must wait for the parked ones
         second.consumer.assign([0])
-        await wait_until(lambda: receiver.payloads("ann") == ["0", "1", "2", "3"])
+        await wait_until(lambda: len(receiver.payloads("ann")) >= 4, within=15)
+        assert receiver.payloads("ann") == ["0", "1", "2", "3"]
+
+
+async def test_a_lookup_waiting_on_kafka_does_not_eat_the_shutdown() -> None:
+    async with Harness(drain_timeout=2.0) as h:
+        h.send(0, "ann", "0")
+        h.consumer.assign([0])
+        await wait_until(lambda: h.receiver.payloads("ann") == ["0"])
+        h.cluster.hold_answers()
+        h.consumer.assign([1])  # its recovery now waits on Kafka
+        await h.settle()
+        started = time.monotonic()
+        h.stop.set()
+        try:
+            await asyncio.wait_for(h.task, 10)  # type: ignore[arg-type]
+        finally:
+            h.cluster.release_answers()
+        took = time.monotonic() - started
+    assert h.committed(0) == 1  # the final commit went out
+    assert h.lookups.closed
+    assert took < 1.5, f"shutdown waited {took:.1f}s for a lookup nobody needed"
 
 
 async def test_the_poison_guard_opens_the_breaker_instead_of_parking_everyone() -> None:

@@ -120,7 +120,7 @@ class Harness:
         self.spec = destination_spec or spec()
         self.receiver = receiver or Receiver()
         self.producer = FakeProducer(self.cluster)
-        self.lookups = FakeLookups(self.cluster)
+        self.lookups = FakeLookups(self.cluster, f"test.{self.spec.name}")
         self.park_topic = park_topic(TOPIC, self.spec.name)
         self.consumers: list[FakeConsumer] = []
         manifest = Manifest(

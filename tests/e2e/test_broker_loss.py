@@ -48,7 +48,7 @@ def test_sigterm_exits_within_its_bounds_after_the_broker_died(
         if dispatcher.process.poll() is None:
             dispatcher.kill()
     assert code == 0, dispatcher.log()[-3000:]
-    # Drain (nothing in flight) + final commit (2 s bound) + close (2 s bound), plus start-up
-    # slack: far below the 30 s a hung close would take.
+    # Drain (nothing in flight) + the final commit and the close (one 2 s budget between
+    # them), plus start-up slack: far below the 30 s a hung close would take.
     assert took < 15, took
     assert "closed destination=sink" in dispatcher.log()
