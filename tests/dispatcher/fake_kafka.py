@@ -152,6 +152,9 @@ class FakeConsumer:
         with one still in flight when the consumer closes."""
         self.unanswered_commits: list[list[TopicPartition]] = []
         self.seeks: list[tuple[int, int]] = []
+        self.fetch_on_assign = False
+        """A just-assigned partition's records come with the very call that assigned it, as
+        librdkafka's may: before the worker had a turn to pause it."""
         self._handle = threading.Lock()
         """As with librdkafka (seen with confluent-kafka 2.16), a blocking lookup waiting for
         the broker holds up ``consume`` on the same handle, even with ``timeout=0``."""
@@ -193,7 +196,7 @@ class FakeConsumer:
         out: list[FakeMessage] = []
         log = self.cluster.topic(self._topic)
         for partition in sorted(self._positions):
-            if partition in self._fresh:
+            if partition in self._fresh and not self.fetch_on_assign:
                 continue  # a just-assigned partition fetches from the next call on
             position = self._positions[partition]
             if position is None:

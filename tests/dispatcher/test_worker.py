@@ -29,8 +29,54 @@ async def test_every_event_is_delivered_in_user_order_and_committed() -> None:
         h.consumer.assign([0, 1, 2, 3])
         await wait_until(lambda: len(h.receiver.received) == 30)
         await wait_until(lambda: h.committed(0) == 10 and h.committed(1) == 20)
+        assert (h.worker.buffered, h.worker.buffered_bytes) == (0, 0)  # all accounted for
     for user in ("ann", "bob", "cyd"):
         assert h.receiver.payloads(user) == [str(n) for n in range(10)]
+
+
+async def test_no_live_event_goes_out_before_its_partition_s_park_was_read() -> None:
+    async with Harness() as h:
+        h.cluster.hold_answers()  # the park's end cannot be learned yet
+        try:
+            h.cluster.committed["test.dest", TOPIC, 0] = (0, None)
+            h.consumer.fetch_on_assign = True  # its record arrives before any pause
+            h.send(0, "ann", "0")
+            h.consumer.assign([0])
+            await h.settle(10)
+            assert h.receiver.attempts == []
+            assert h.worker.buffered == 1  # held, counted
+        finally:
+            h.cluster.release_answers()
+        await wait_until(lambda: h.receiver.payloads("ann") == ["0"])
+        await wait_until(lambda: (h.worker.buffered, h.worker.buffered_bytes) == (0, 0))
+
+
+class Slow(Receiver):
+    """Answers once ``answer`` is set (the harness's own ``hold`` is let go when it stops)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answer = asyncio.Event()
+
+    async def send(self, event: Event) -> None:
+        self.in_flight += 1
+        try:
+            await self.answer.wait()
+        finally:
+            self.in_flight -= 1
+        await super().send(event)
+
+
+async def test_shutdown_lets_deliveries_in_flight_finish_and_commits_them() -> None:
+    receiver = Slow()
+    async with Harness(receiver=receiver, commit_interval=3600, drain_timeout=5) as h:
+        h.send(0, "ann", "0")
+        h.consumer.assign([0])
+        await wait_until(lambda: receiver.in_flight == 1)
+        # The worker stops fetching and drains; the answer comes while it does.
+        asyncio.get_running_loop().call_later(0.3, receiver.answer.set)
+    assert receiver.payloads("ann") == ["0"]
+    assert h.committed(0) == 1
 
 
 async def test_a_partition_lost_is_never_committed() -> None:
@@ -250,7 +296,8 @@ async def test_a_bug_on_the_delivery_path_dead_letters_the_event_instead_of_free
 async def test_an_outage_opens_the_breaker_pauses_fetching_and_loses_nothing() -> None:
     receiver = Receiver()
     receiver.down = True
-    async with Harness(receiver=receiver) as h:
+    metrics = DeliveryMetrics()
+    async with Harness(receiver=receiver, metrics=metrics) as h:
         for n in range(20):
             h.send(n % 5 % 2, f"u{n % 5}", str(n))  # a user's events on one partition
         h.consumer.assign([0, 1])
@@ -265,6 +312,30 @@ async def test_an_outage_opens_the_breaker_pauses_fetching_and_loses_nothing() -
     for user in (f"u{k}" for k in range(5)):
         payloads = [int(p) for p in receiver.payloads(user)]
         assert payloads == sorted(payloads)
+    transitions = metrics._transitions
+    assert transitions["dest", "open"] >= 1 and transitions["dest", "closed"] >= 1
+
+
+async def test_when_the_breaker_closes_parked_users_are_retried_at_once() -> None:
+    receiver = Receiver()
+    receiver.failing.add("ann")
+    hourly = spec(
+        parking=ParkingPolicy(
+            retry_schedule=(Duration(3600),), poison_users=1000, poison_min_volume=1000
+        )
+    )
+    async with Harness(receiver=receiver, destination_spec=hourly) as h:
+        h.send(0, "ann", "0")
+        h.consumer.assign([0, 1])
+        await wait_until(lambda: h.parked_payloads("ann") == [b"0"])  # next retry in an hour
+        receiver.down = True  # then the destination goes down for everyone ...
+        for n in range(4):
+            h.send(1, f"u{n}", "x")
+        await wait_until(lambda: h.worker.breaker_state is not State.CLOSED)
+        receiver.failing.clear()
+        receiver.down = False  # ... and comes back: the probe closes the breaker
+        await wait_until(lambda: h.worker.breaker_state is State.CLOSED)
+        await wait_until(lambda: receiver.payloads("ann") == ["0"], within=5)
 
 
 async def test_shutdown_does_not_wait_for_events_held_at_an_open_breaker() -> None:
