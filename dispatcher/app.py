@@ -19,7 +19,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from dispatcher.breaker_state import state_topic
 from dispatcher.deadletter import DeadLetterWriter
 from dispatcher.destinations import TYPES
-from dispatcher.manifest import Manifest
+from dispatcher.manifest import Manifest, retention_warnings
 from dispatcher.metrics import DeliveryMetrics
 from dispatcher.park_records import park_topic
 from dispatcher.park_store import ParkWriter
@@ -180,8 +180,11 @@ async def _topics_ready(
         if state is None:
             return None
         events[manifest.path] = state
-        # Room for the largest event the events topic takes by default, plus our headers.
-        limit = DEFAULT_MAX_MESSAGE_BYTES + RECORD_HEADROOM
+        # --check assumed the default retention; now the topic's own is known.
+        for warning in retention_warnings(manifest, retention_seconds=state.retention_ms / 1000):
+            log.warning("%s", warning)
+        # Room for the largest event the events topic takes, plus our headers.
+        limit = (state.max_message_bytes or DEFAULT_MAX_MESSAGE_BYTES) + RECORD_HEADROOM
         carriers = [
             TopicSpec(
                 name=manifest.dead_letter_topic, partitions=state.partitions,

@@ -669,20 +669,24 @@ def _count(value: object, where: _Where, field: str) -> int:
     return value
 
 
-def retention_warnings(manifest: Manifest) -> tuple[str, ...]:
+def retention_warnings(
+    manifest: Manifest, *, retention_seconds: float = EVENTS_RETENTION
+) -> tuple[str, ...]:
     """What in ``manifest`` is valid but could lose events to retention, one line per finding.
 
-    The events topic keeps events for ``EVENTS_RETENTION`` seconds (fixed: the manifest has no
-    retention key). A parked user waits out ``parking.retry_schedule`` and an open breaker up to
-    ``breaker.max_cooldown`` while its events stay in that topic; the park topic must keep
-    parked events at least as long as the schedule takes.
+    The events topic keeps events for ``retention_seconds``: what ingest creates it with
+    (``EVENTS_RETENTION``) for ``--check``, which asks no broker; the topic's own
+    ``retention.ms`` once the dispatcher runs. A parked user waits out
+    ``parking.retry_schedule`` and an open breaker up to ``breaker.max_cooldown`` while its
+    events stay in that topic; the park topic must keep parked events at least as long as the
+    schedule takes.
     """
     warnings: list[str] = []
-    retention = format_duration(EVENTS_RETENTION)
+    retention = format_duration(retention_seconds)
     for spec in manifest.destinations:
         where = _Where(manifest.path, destination=f"destination {spec.name!r}")
         schedule = sum(spec.parking.retry_schedule)
-        if schedule > EVENTS_RETENTION:
+        if schedule > retention_seconds:
             warnings.append(
                 where.describe(
                     "parking.retry_schedule",
@@ -691,7 +695,7 @@ def retention_warnings(manifest: Manifest) -> tuple[str, ...]:
                     " before the schedule runs out",
                 )
             )
-        if spec.breaker.max_cooldown > EVENTS_RETENTION:
+        if spec.breaker.max_cooldown > retention_seconds:
             warnings.append(
                 where.describe(
                     "breaker.max_cooldown",

@@ -72,6 +72,8 @@ class TopicState:
     """Brokers in the cluster when it was looked at."""
     warnings: tuple[str, ...] = ()
     """``durability_warnings`` for it (logged at WARNING too)."""
+    max_message_bytes: int | None = None
+    """Its ``max.message.bytes`` (the broker default included); ``None`` if not reported."""
 
 
 def default_min_insync_replicas(replication_factor: int) -> int:
@@ -163,6 +165,7 @@ def ensure_topic(admin: AdminClient, spec: TopicSpec, *, timeout: float = 30.0) 
         min_insync_replicas=found.min_insync_replicas,
         brokers=found.brokers,
         warnings=warnings,
+        max_message_bytes=found.max_message_bytes,
     )
 
 

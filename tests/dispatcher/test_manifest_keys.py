@@ -305,6 +305,15 @@ def test_what_could_outlive_retention_is_warned_about(write: Write, keys: str, s
     assert warning.startswith(f"{path}: destination 'bq': {says}")
 
 
+def test_the_topic_s_own_retention_is_what_counts_once_known(write: Write) -> None:
+    path = write(MOCK + ", breaker: {max_cooldown: 2h}}\n")
+    assert retention_warnings(load(path)) == ()  # within the default day
+    warnings = retention_warnings(load(path), retention_seconds=3600)
+    (cooldown,) = [w for w in warnings if "'breaker.max_cooldown'" in w]
+    assert "2h is longer than the events topic keeps events (1h)" in cooldown
+    assert any("'parking.retry_schedule'" in w for w in warnings)  # the default day of retries
+
+
 def test_check_prints_warnings_and_still_exits_0(write: Write) -> None:
     path = write(MOCK + ", breaker: {max_cooldown: 2d}}\n")
     result = subprocess.run(
