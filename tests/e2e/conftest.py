@@ -83,8 +83,11 @@ class Stack:
         event_id: str = response.json()["id"]
         return event_id
 
-    def send_per_user(self, users: int, per_user: int) -> dict[str, list[str]]:
-        """Users at once, each sending its events one after another; returns ids per user."""
+    def send_per_user(
+        self, users: int, per_user: int, *, first_user: int = 0
+    ) -> dict[str, list[str]]:
+        """Users at once (``user-<first_user>`` on), each sending its events one after
+        another; returns ids per user."""
 
         def one_user(user: int) -> tuple[str, list[str]]:
             name = f"user-{user}"
@@ -92,7 +95,7 @@ class Stack:
                 return name, [self.send(name, f"{name}#{i}", client) for i in range(per_user)]
 
         with ThreadPoolExecutor(max_workers=min(users, 20)) as pool:
-            return dict(pool.map(one_user, range(users)))
+            return dict(pool.map(one_user, range(first_user, first_user + users)))
 
     def send_batches(self, users: int, per_user: int) -> dict[str, list[str]]:
         """Pre-load events through ``POST /events/batch``; returns ids per user in order."""

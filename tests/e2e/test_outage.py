@@ -70,10 +70,13 @@ def test_a_destination_refusing_connections_delays_delivery_and_loses_nothing(
         dispatcher = stack.start_dispatcher(manifest)
         sink.refuse_connections()
         started = time.monotonic()
-        sent = stack.send_per_user(users=200, per_user=10)
-        assert healthy.wait_for(lambda s: len(s.accepted()) >= 2000, timeout=60)
-        healthy_done = time.monotonic() - started
+        sent = stack.send_per_user(users=100, per_user=10)
         assert dispatcher.wait_for_log("breaker opened destination=down")
+        # Half the events are sent while "down" is down: "up" delivers them meanwhile.
+        later = stack.send_per_user(users=100, per_user=10, first_user=100)
+        sent.update(later)
+        assert healthy.wait_for(lambda s: len(s.accepted()) >= 2000, timeout=50)
+        assert time.monotonic() - started < 60, "the healthy destination waited for the outage"
         # Down for 60 s in all; meanwhile nothing is dead-lettered or parked.
         time.sleep(max(0.0, 60 - (time.monotonic() - started)))  # the outage itself, not a sync
         sink.accept_connections()
@@ -82,7 +85,6 @@ def test_a_destination_refusing_connections_delays_delivery_and_loses_nothing(
         healthy.stop()
     assert_in_order(sink.accepted(), sent)
     assert_in_order(healthy.accepted(), sent)
-    assert healthy_done < 50, "the healthy destination kept its pace during the outage"
     assert stack.read_topic(stack.dead_letter_topic, 1, timeout=3) == []
     assert stack.read_topic(park_topic(stack.topic, "down"), 1, timeout=3) == []
     assert "breaker closed destination=down" in dispatcher.log()
@@ -168,9 +170,12 @@ def test_kill_9_while_parked_and_during_replay_loses_nothing_and_keeps_order(
     second = stack.start_dispatcher(manifest)
     assert second.wait_for_log("parked users recovered destination=hook")
     more = [stack.send("user-0", f"e{i}") for i in range(20, 25)]
+    sink.delay["p"] = 0.2  # a replay of 25 takes seconds: time to kill it in the middle
     sink.failing["p"] = set()
     assert sink.wait_for(lambda s: len(s.accepted()) >= 3, timeout=30)
     second.kill()  # SIGKILL in the middle of the replay
+    assert len({r.event_id for r in sink.accepted()}) < len(sent) + len(more), "replay ended"
+    sink.delay["p"] = 0
     third = stack.start_dispatcher(manifest)
     everything = sent + more
     delivered = sink.wait_for(
@@ -223,10 +228,41 @@ def test_events_near_retention_are_parked_while_a_destination_is_down(
     assert dispatcher.wait_for_log("breaker opened destination=hook")
     # 75 % of 30 s: the waiting events are parked from about 22 s on, before deletion at 30 s.
     assert dispatcher.wait_for_log("retention guard", timeout=60)
-    time.sleep(15)  # the outage goes on past the retention itself
+    # The outage goes on until the broker has deleted the originals.
+    assert _deleted_below(admin, stack.bootstrap, stack.topic, stack.partitions, within=90)
     sink.failing["p"] = set()
-    assert sink.wait_for(lambda s: len({r.event_id for r in s.accepted()}) >= 30, timeout=60)
+    every = {event_id for ids in sent.values() for event_id in ids}
+    assert sink.wait_for(lambda s: every <= {r.event_id for r in s.accepted()}, timeout=60)
     assert_in_order(sink.accepted(), sent)
+    assert stack.read_topic(stack.dead_letter_topic, 1, timeout=3) == []
+
+
+def _deleted_below(
+    admin: AdminClient, bootstrap: str, topic: str, partitions: int, *, within: float
+) -> bool:
+    """Whether retention deleted the first records of every non-empty partition of ``topic``.
+    A broker deletes whole segments and rolls one only when a record arrives after
+    ``segment.ms``: a filler event per partition (a user of its own) rolls them."""
+    from confluent_kafka import TopicPartition  # noqa: PLC0415
+    from confluent_kafka.admin import OffsetSpec  # noqa: PLC0415
+
+    producer = Producer(producer_config(bootstrap))
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        low = admin.list_offsets({tp: OffsetSpec.earliest() for tp in tps})  # type: ignore[no-untyped-call]
+        firsts = {tp.partition: low[tp].result(10).offset for tp in tps}
+        if all(first > 0 for first in firsts.values()):
+            return True
+        for partition, first in firsts.items():
+            if first == 0:
+                filler = Event(f"filler-{partition}-{time.monotonic_ns()}", f"filler-{partition}",
+                               "", int(time.time() * 1000))  # fmt: skip
+                key, value, headers = encode(filler)
+                producer.produce(topic, key=key, value=value, headers=headers, partition=partition)
+        producer.flush(10)
+        time.sleep(1)
+    return False
 
 
 def _set_topic_config(admin: AdminClient, topic: str, values: dict[str, str]) -> None:
@@ -253,8 +289,9 @@ def test_records_that_used_to_freeze_a_partition_end_in_an_outcome(
         "shard",
         [
             {"name": "hook", "type": "http", "url": sink.url("/ok")},
-            {"name": "patient", "type": "http", "url": sink.url("/fail-first"),
-             "retry": {"max_retries": 2000, "initial_backoff": "10ms", "max_backoff": "20ms"}},
+            # Each event fails 1,100 times first: backoffs past 2**1024 used to freeze it.
+            {"name": "patient", "type": "http", "url": sink.url("/fail-times/1100"),
+             "retry": {"max_retries": 2000, "initial_backoff": "1ms", "max_backoff": "2ms"}},
         ],
     )  # fmt: skip
     dispatcher = stack.start_dispatcher(
@@ -288,8 +325,9 @@ def test_records_that_used_to_freeze_a_partition_end_in_an_outcome(
         lambda s: set(after.values()) <= {r.event_id for r in s.accepted("/ok")}, timeout=30
     ), dispatcher.log()[-3000:]
     assert sink.wait_for(
-        lambda s: set(after.values()) <= {r.event_id for r in s.accepted("/fail-first")}, timeout=30
-    )
+        lambda s: set(after.values()) <= {r.event_id for r in s.accepted("/fail-times/1100")},
+        timeout=120,
+    ), dispatcher.log()[-3000:]
     letters = stack.read_topic(stack.dead_letter_topic, 2, timeout=20)
     destinations = {dict(r.headers() or [])["dead-letter-destination"] for r in letters}
     assert destinations >= {b"hook", b"patient"}

@@ -56,6 +56,9 @@ class HttpSink(LoopbackServer):
         """Users that had two requests in flight at the same time (on any route)."""
         self.failing: dict[str, set[str]] = {}
         """For ``/switch/<name>``: the users it fails for (``"*"``: everyone)."""
+        self.delay: dict[str, float] = {}
+        """For ``/switch/<name>``: seconds it takes to answer."""
+        self._attempts: dict[tuple[str, str], int] = {}
         self._changed = threading.Condition()
         app = web.Application(client_max_size=4 * 1024 * 1024)
         app.router.add_post("/{route:.*}", self._handle)
@@ -151,8 +154,17 @@ class HttpSink(LoopbackServer):
             refused = self.failing.get(route.removeprefix("/refuse/"), set())
             return web.Response(status=422 if "*" in refused or user_id in refused else 204)
         if route.startswith("/switch/"):
-            down = self.failing.get(route.removeprefix("/switch/"), set())
+            name = route.removeprefix("/switch/")
+            if delay := self.delay.get(name):
+                await asyncio.sleep(delay)
+            down = self.failing.get(name, set())
             return web.Response(status=500 if "*" in down or user_id in down else 204)
+        if route.startswith("/fail-times/"):
+            with self._changed:
+                seen = self._attempts[route, event_id] = (
+                    self._attempts.get((route, event_id), 0) + 1
+                )
+            return web.Response(status=500 if seen <= int(route.rsplit("/", 1)[1]) else 204)
         if route.startswith("/status/"):
             return web.Response(status=int(route.rsplit("/", 1)[1]))
         return web.Response(status=404, text=f"no route {route}")
