@@ -147,6 +147,12 @@ def verdict(comparison: TransportComparison) -> tuple[list[float], bool]:
     return ratios, bool(ratios) and min(ratios) >= TRANSPORT_GOAL
 
 
+def _sink_share(runs: dict[tuple[int, int, str], Run]) -> float | None:
+    """The highest share of a client's CPU that the sink used beside it, over ``runs``."""
+    shares = [run.sink_used.cpu / run.used.cpu for run in runs.values() if run.used.cpu > 0]
+    return max(shares) if shares else None
+
+
 def _shown(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
@@ -202,11 +208,20 @@ def section(comparison: TransportComparison) -> str:
         decision = (
             f"pyreqwest (HTTP/1.1) over aiohttp in the dispatcher, deliveries per CPU-second:"
             f" **{min(ratios):.2f}x to {max(ratios):.2f}x** (geometric mean {geometric:.2f}x)"
-            f" over {len(ratios)} settings; the rule asks >= {TRANSPORT_GOAL:g}x:"
-            + (" **met**." if met else " **not met**.")
+            f" over {len(ratios)} settings; the rule asks >= {TRANSPORT_GOAL:g}x at every"
+            " setting:" + (" **met**." if met else " **not met**.")
         )
     else:
         decision = "No dispatcher run had a measured window: nothing to decide on."
+    sink = _sink_share(comparison.dispatcher), _sink_share(comparison.bare)
+    sink_text = (
+        f"The sink's CPU is beside each run: at most {sink[0]:.0%} of the dispatcher's in"
+        " any of its runs, so the sink does not bound them; beside the bare clients, up to"
+        f" {sink[1]:.0%} of theirs. Where 'machine busy' nears 100%, the two cores shared by"
+        " client, sink and broker bound a bare client's rate: compare those by CPU per request."
+        if sink[0] is not None and sink[1] is not None
+        else "The sink's CPU is beside each run."
+    )
     http2 = (
         "`pyreqwest h2c` is HTTP/2 over cleartext with prior knowledge (the Go sink serves it"
         " beside HTTP/1.1), all requests multiplexed over one connection."
@@ -224,8 +239,10 @@ def section(comparison: TransportComparison) -> str:
             " status rules, pool size and no redirects through `WebhookRequests`). CPU is the"
             " whole process's, all threads (pyreqwest's Rust runtime thread too), over the"
             " requests or deliveries in the measured window; 'x aiohttp' is over aiohttp's at"
-            " the same latency and concurrency, the pair measured back to back. The sink's CPU"
-            " is beside each run: far below the client's, it does not bound it. " + http2,
+            " the same latency and concurrency, the pair measured back to back. "
+            + sink_text
+            + " "
+            + http2,
             "",
             "### Bare clients",
             "",
