@@ -17,7 +17,9 @@ shares a GIL with another:
 * one dispatcher process hosting many destinations (default settings), each delivering a small
   pre-loaded batch, then idling;
 * the dispatcher at concurrency 64 with tracing off and on (issue 7), exporting to a span counter;
-* one more dispatcher run under pyinstrument, to say what bounds it when it is CPU-bound.
+* one more dispatcher run under pyinstrument, to say what bounds it when it is CPU-bound;
+* only when asked for (``--only transport``): aiohttp versus pyreqwest (issue 14), bare and in
+  the dispatcher, written to ``dispatch-transport.md`` so as not to replace the full results.
 
 The machine is small and shared, so absolute numbers are noisy: rates are reported next to the
 bare client's, measured in the same run. A run is measured from a warm-up after its first arrival
@@ -28,6 +30,7 @@ test: nothing here judges the numbers, though the report says which goals of iss
     python -m benchmarks.bench_dispatch                  # full: under 10 minutes
     python -m benchmarks.bench_dispatch --quick          # smoke: tiny numbers
     python -m benchmarks.bench_dispatch --only processes # one scenario (repeatable)
+    python -m benchmarks.bench_dispatch --only transport # aiohttp vs pyreqwest: 10 minutes
 """
 
 from __future__ import annotations
@@ -44,15 +47,23 @@ from benchmarks import options
 from benchmarks.dispatch.buffer_sizes import compare_buffers
 from benchmarks.dispatch.harness import Bench
 from benchmarks.dispatch.many import many_destinations
-from benchmarks.dispatch.plan import FULL, LATENCIES_MS, QUICK, SCENARIOS, Plan
+from benchmarks.dispatch.plan import (
+    DEFAULT_SCENARIOS,
+    FULL,
+    LATENCIES_MS,
+    QUICK,
+    SCENARIOS,
+    Plan,
+)
 from benchmarks.dispatch.profile import profiled
 from benchmarks.dispatch.report import Report, render
 from benchmarks.dispatch.runs import Run
 from benchmarks.dispatch.scaling import compare_processes
 from benchmarks.dispatch.tracing_cost import compare_tracing
+from benchmarks.dispatch.transport import compare_transports
 from benchmarks.report import machine_facts, write_results
 
-__all__ = ["main", "run_benchmark"]
+__all__ = ["main", "results_name", "run_benchmark"]
 
 _Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
@@ -92,8 +103,20 @@ def run_benchmark(plan: Plan) -> Report:
         if plan.measures("profile"):
             click.echo("profiling the dispatcher ...", err=True)
             profile = profiled(b, topic)
+        transport = None
+        if plan.measures("transport"):
+            click.echo("aiohttp and pyreqwest ...", err=True)
+            transport = compare_transports(b, topic)
         sink_kind = b.sink.kind
-    return Report(plan, machine, sink_kind, runs, buffers, processes, many, tracing, profile)
+    return Report(
+        plan, machine, sink_kind, runs, buffers, processes, many, tracing, profile, transport
+    )
+
+
+def results_name(plan: Plan) -> str:
+    """``dispatch.md``, or ``dispatch-transport.md`` for the transport comparison alone, which
+    must not replace the full run's results."""
+    return "dispatch-transport.md" if plan.scenarios == {"transport"} else "dispatch.md"
 
 
 def _size_option(
@@ -142,7 +165,7 @@ def _size_option(
     "--only",
     type=click.Choice(SCENARIOS),
     multiple=True,
-    help="Measure only this scenario, repeatable [all of them].",
+    help="Measure only this scenario, repeatable [all but transport].",
 )
 @click.option(
     "--max-buffered",
@@ -174,7 +197,7 @@ def main(  # noqa: PLR0917 - click passes every option by position
 ) -> None:
     """Measure the dispatcher's deliveries/s against a bare aiohttp client; write a table."""
     sizes = QUICK if quick else FULL
-    scenarios = set(only or SCENARIOS)
+    scenarios = set(only or DEFAULT_SCENARIOS)
     scenarios -= set() if profile else {"profile"}
     scenarios -= set() if tracing else {"tracing"}
     plan = Plan(
@@ -192,14 +215,14 @@ def main(  # noqa: PLR0917 - click passes every option by position
         results_dir=results_dir,
         mode="quick" if quick else "full",
         max_buffered=max_buffered,
+        concurrencies_given=bool(concurrencies),
     )
     started = time.monotonic()
     text = render(run_benchmark(plan))
-    write_results(results_dir / "dispatch.md", text)
+    path = results_dir / results_name(plan)
+    write_results(path, text)
     click.echo(text)
-    click.echo(
-        f"wrote {results_dir / 'dispatch.md'} in {time.monotonic() - started:.0f}s", err=True
-    )
+    click.echo(f"wrote {path} in {time.monotonic() - started:.0f}s", err=True)
 
 
 if __name__ == "__main__":

@@ -15,9 +15,9 @@ from typing import Any, Self
 import click
 import yaml
 
-from benchmarks.dispatch import bare_client
+from benchmarks.dispatch import bare_client, with_client
 from benchmarks.dispatch.events import preload
-from benchmarks.dispatch.plan import BARE, DISPATCHER, PARTITIONS, Plan
+from benchmarks.dispatch.plan import ATTEMPT_TIMEOUT, BARE, DISPATCHER, PARTITIONS, Plan
 from benchmarks.dispatch.runs import Run, measure
 from benchmarks.dispatch.sink import SinkClient, sink
 from benchmarks.dispatch.supervised import supervised_argv
@@ -87,17 +87,29 @@ class Bench:
         preload(self.plan.bootstrap, topic, events=events, users=users)
         return topic
 
-    def bare(self, latency_ms: int, concurrency: int) -> Run:
-        """The ceiling: a plain aiohttp client at ``concurrency`` against the same sink."""
+    def bare(
+        self,
+        latency_ms: int,
+        concurrency: int,
+        *,
+        label: str = BARE,
+        http_client: str = bare_client.AIOHTTP,
+        http2: bool = False,
+    ) -> Run:
+        """The ceiling: a plain HTTP client (aiohttp unless ``http_client`` says otherwise) at
+        ``concurrency`` against the same sink."""
         self.sink.reset()
         argv = bare_client.argv(
             self.sink.url(latency_ms),
             concurrency=concurrency,
             requests=self.plan.events,
             seconds=self.plan.window + 5,
+            client=http_client,
+            http2=http2,
         )
-        with self.started(f"bare-c{concurrency}-l{latency_ms}", argv) as client:
-            return self.measure(client, BARE, latency_ms, concurrency)
+        slug = re.sub(r"[^a-z0-9]+", "-", label.lower())
+        with self.started(f"{slug}-c{concurrency}-l{latency_ms}", argv) as process:
+            return self.measure(process, label, latency_ms, concurrency)
 
     def dispatcher(
         self,
@@ -110,11 +122,15 @@ class Bench:
         window: float | None = None,
         processes: int = 1,
         max_buffered: int | None = None,
+        http_client: str | None = None,
+        http2: bool = False,
     ) -> Run:
         """The dispatcher delivering ``topic`` to one http destination, from the start of the
         topic, in a fresh consumer group; ``processes`` > 1 runs that many under one
         supervisor (``dispatcher --processes``), measured together; ``max_buffered`` replaces
-        the plan's."""
+        the plan's. ``http_client`` names the http destination's HTTP client (run through
+        ``with_client``, ``http2`` for pyreqwest's HTTP/2); ``None`` is the plain
+        ``dispatcher`` command."""
         self._runs += 1
         slug = re.sub(r"[^a-z0-9]+", "-", label.lower())  # Kafka names allow few characters
         name = f"{self._runs:02d}-{slug}-c{concurrency}-l{latency_ms}"
@@ -125,7 +141,15 @@ class Bench:
         self.sink.reset()
         port = free_ports(processes)
         options = self.dispatcher_options(manifest)
-        if processes == 1:
+        if http_client is not None:
+            assert processes == 1, "the clients are compared in one process"
+            argv = with_client.argv(
+                [*options, "--metrics-port", str(port)],
+                client=http_client,
+                http2=http2,
+                attempt_timeout=ATTEMPT_TIMEOUT,
+            )
+        elif processes == 1:
             argv = [str(BIN / "dispatcher"), *options, "--metrics-port", str(port)]
         else:
             argv = supervised_argv(options, processes, port)
@@ -186,7 +210,7 @@ class Bench:
             "start_from": "earliest",
             "kafka": {"bootstrap_servers": self.plan.bootstrap},
             "defaults": {
-                "timeout": "5s",
+                "timeout": f"{ATTEMPT_TIMEOUT:g}s",
                 "retry": {"max_retries": 2, "initial_backoff": "50ms", "max_backoff": "200ms"},
             }
             | ({} if max_buffered is None else {"max_buffered": max_buffered}),

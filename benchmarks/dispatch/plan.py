@@ -6,9 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
+    "ATTEMPT_TIMEOUT",
     "BARE",
     "BUFFER_SIZES",
     "CPU_GOAL",
+    "DEFAULT_SCENARIOS",
     "DISPATCHER",
     "FULL",
     "IN_FLIGHT_GOAL",
@@ -18,6 +20,9 @@ __all__ = [
     "RATIO_LATENCY_MS",
     "SCENARIOS",
     "TRACING_CONCURRENCY",
+    "TRANSPORT_BARE_CONCURRENCIES",
+    "TRANSPORT_DISPATCHER_CONCURRENCIES",
+    "TRANSPORT_GOAL",
     "Plan",
     "Sizes",
 ]
@@ -39,9 +44,21 @@ TRACING_CONCURRENCY = 64
 """Tracing on versus off is measured at this concurrency, with the 0 ms sink."""
 PROCESSES_COMPARED = (1, 2)
 """``dispatcher --processes N`` values compared on the 0 ms sink at the top concurrency."""
-SCENARIOS = ("runs", "buffer", "processes", "many", "tracing", "profile")
+SCENARIOS = ("runs", "buffer", "processes", "many", "tracing", "profile", "transport")
 """What ``--only`` can pick: the one-destination runs (with their bare clients), buffer sizes,
-processes 1 versus 2, many destinations in one process, tracing off versus on, the profile."""
+processes 1 versus 2, many destinations in one process, tracing off versus on, the profile,
+aiohttp versus pyreqwest."""
+DEFAULT_SCENARIOS = tuple(s for s in SCENARIOS if s != "transport")
+"""What a run without ``--only`` measures: the transport comparison answered its question
+once (issue 14) and takes minutes of its own, so it runs when asked for."""
+TRANSPORT_BARE_CONCURRENCIES = (16, 64, 256)
+TRANSPORT_DISPATCHER_CONCURRENCIES = (64, 256)
+"""Concurrencies of the transport comparison's bare clients and dispatchers (unless
+``--concurrency`` names others)."""
+TRANSPORT_GOAL = 1.3
+"""Deliveries per CPU-second, pyreqwest over aiohttp, at which the dispatcher would adopt it."""
+ATTEMPT_TIMEOUT = 5.0
+"""Seconds each delivery attempt may take (the generated manifests' ``timeout``)."""
 BUFFER_SIZES = (1000, 2000, 5000, 20000)
 """``max_buffered`` values compared at the top concurrency against the 20 ms sink."""
 
@@ -112,6 +129,8 @@ class Plan:
     max_buffered: int | None = None
     """The destinations' ``max_buffered`` (``None``: the manifest's default), to compare
     buffer sizes by measurement."""
+    concurrencies_given: bool = False
+    """Whether ``concurrencies`` were named (``--concurrency``) rather than the mode's."""
 
     @property
     def top_concurrency(self) -> int:

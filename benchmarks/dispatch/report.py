@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from benchmarks.dispatch import buffer_sizes, many, profile, scaling, tracing_cost
+from benchmarks.dispatch import buffer_sizes, many, profile, scaling, tracing_cost, transport
 from benchmarks.dispatch.bounds import bound_by
 from benchmarks.dispatch.buffer_sizes import BufferComparison
 from benchmarks.dispatch.many import ManyDestinations
@@ -26,6 +26,7 @@ from benchmarks.dispatch.profile import ProfileSummary
 from benchmarks.dispatch.runs import Run
 from benchmarks.dispatch.scaling import ProcessesComparison
 from benchmarks.dispatch.tracing_cost import TracingComparison
+from benchmarks.dispatch.transport import TransportComparison
 from benchmarks.report import markdown_table
 
 __all__ = ["Report", "render"]
@@ -43,6 +44,7 @@ class Report:
     many: ManyDestinations | None
     tracing: TracingComparison | None
     profile: ProfileSummary | None
+    transport: TransportComparison | None = None
 
 
 def render(report: Report) -> str:
@@ -65,6 +67,8 @@ def render(report: Report) -> str:
         sections.append(tracing_cost.section(report.tracing))
     if report.profile is not None:
         sections.append(profile.section(report.profile))
+    if report.transport is not None:
+        sections.append(transport.section(report.transport))
     return "\n\n".join(sections) + "\n"
 
 

@@ -1,6 +1,6 @@
-"""The compiled sink (``main.go`` here, Go's standard library only): building it, once per
-version of its source, into a cache directory, so that no binary is committed and a run after
-the first starts at once.
+"""The compiled sink (``main.go`` and ``h2c.go`` here, Go's standard library only): building
+it, once per version of its source, into a cache directory, so that no binary is committed and
+a run after the first starts at once.
 
 The dispatch benchmark needs a destination whose CPU per request is far below the
 dispatcher's, or the sink and not the dispatcher would bound what is measured; an aiohttp sink
@@ -45,8 +45,8 @@ def compiled_sink() -> Path | None:
         )
         return None
     digest = hashlib.sha256()
-    for name in ("go.mod", "main.go"):
-        digest.update((SOURCE / name).read_bytes())
+    for path in sorted([SOURCE / "go.mod", *SOURCE.glob("*.go")]):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
     digest.update(_go_version(go).encode())
     binary = cache_dir() / digest.hexdigest()[:16] / "bench-sink"
     if binary.exists():

@@ -4,6 +4,9 @@
 // GET /count is the arrival count alone. The standard library only: building it downloads
 // nothing.
 //
+// It speaks HTTP/1.1, and HTTP/2 over cleartext with prior knowledge (h2c) where the Go that
+// builds it has that in the standard library (1.24 on: h2c.go), for the transport comparison.
+//
 // It serves on a free loopback port and writes the number to -port-file (renamed into place,
 // so a reader never sees half of it); it exits after -lifetime seconds should the benchmark
 // die without stopping it. benchmarks/dispatch/sink.py builds and starts it.
@@ -140,6 +143,9 @@ func (c *counts) route(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// configure adds what the Go building the sink supports beyond HTTP/1.1 (see h2c.go).
+var configure = func(*http.Server) {}
+
 func main() {
 	portFile := flag.String("port-file", "", "where to write the port served (required)")
 	lifetime := flag.Float64("lifetime", 1800, "seconds after which the sink exits by itself")
@@ -163,5 +169,6 @@ func main() {
 		os.Exit(0)
 	}()
 	server := &http.Server{Handler: http.HandlerFunc(newCounts().route)}
+	configure(server)
 	log.Fatal(server.Serve(listener))
 }

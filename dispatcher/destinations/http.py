@@ -5,6 +5,10 @@ Timeouts and connection errors are retried. A request the HTTP client refuses to
 header value it rejects) is the destination's configuration at fault, not a reason to retry.
 The URL and headers are checked when the manifest is loaded, so such requests should never
 be built. One connection pool per destination.
+
+What a request holds and what its answer means is ``WebhookRequests``'s, whichever client
+sends it: aiohttp here; the transport benchmark (issue 14) compares it with pyreqwest
+(``http_reqwest``) through the same class.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from eventlog.record import Event
 from eventlog.semconv import HTTP_RESPONSE_STATUS
 from eventlog.telemetry import tracing_enabled
 
-__all__ = ["TYPE", "HttpDestination", "HttpOptions"]
+__all__ = ["TYPE", "HttpDestination", "HttpOptions", "WebhookRequests", "parse_retry_after"]
 
 log = logging.getLogger(__name__)
 
@@ -192,33 +196,28 @@ class HttpPayload(msgspec.Struct, frozen=True):
     received_at_ms: int
 
 
-class HttpDestination:
-    """POSTs events to one URL over a reused connection pool."""
+class WebhookRequests:
+    """What every HTTP client of a destination shares: each attempt's body and headers, and
+    what the answer means. The client only moves the bytes (``HttpDestination`` with aiohttp;
+    ``http_reqwest`` with pyreqwest, which the transport benchmark compares it with)."""
 
-    def __init__(self, name: str, options: HttpOptions, concurrency: int = 100) -> None:
+    def __init__(self, name: str, options: HttpOptions) -> None:
         self.name = name
-        self._url = options.url
+        self.url = options.url
         self._headers = {**options.headers, "Content-Type": "application/json"}
         self._rules = options.status_rules()
         self._signing_keys = options.signing_keys()
-        context = options.ssl_context()
-        if context is False:
+        self._encoder = msgspec.json.Encoder()
+        self._traced = tracing_enabled()
+        if not options.tls_verify:
             log.warning(
                 "TLS certificate verification is off (tls_verify: false) destination=%s: anyone"
                 " on the path can read and change its requests",
                 name,
             )
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(
-                limit=options.max_connections or concurrency, ssl=context
-            ),
-            timeout=aiohttp.ClientTimeout(total=None),  # the caller bounds each attempt
-            raise_for_status=False,
-        )
-        self._encoder = msgspec.json.Encoder()
-        self._traced = tracing_enabled()
 
-    async def send(self, event: Event) -> None:
+    def request(self, event: Event) -> tuple[bytes, dict[str, str]]:
+        """The body and headers of one attempt at delivering ``event``."""
         body = self._encoder.encode(
             HttpPayload(event.id, event.user_id, event.payload, event.received_at_ms)
         )
@@ -237,22 +236,11 @@ class HttpDestination:
         if self._traced:
             headers = dict(headers)
             propagate.inject(headers)  # the destination can join the event's trace
-        try:
-            async with self._session.post(
-                self._url, data=body, headers=headers, allow_redirects=False
-            ) as response:
-                status = response.status
-                retry_after = response.headers.get("Retry-After")
-                await response.read()
-        except (aiohttp.ClientError, OSError) as exc:
-            raise RetryableDeliveryError(f"{type(exc).__name__}: {exc}") from exc
-        except (ValueError, TypeError) as exc:
-            # Our own request was refused before it left (aiohttp checks headers and URL as it
-            # writes them): every event would fail alike. Its text may quote a header value.
-            raise DestinationMisconfigured(
-                f"the HTTP client refused to build the request ({type(exc).__name__}); check"
-                " the destination's url and headers"
-            ) from exc
+        return body, headers
+
+    def check_answer(self, status: int, retry_after: str | None) -> None:
+        """Return if ``status`` means delivered, else raise the ``DeliveryError`` it means
+        (``retry_after``: the answer's ``Retry-After`` header, if any)."""
         if self._traced:
             trace.get_current_span().set_attribute(HTTP_RESPONSE_STATUS, status)
         error = classify_status(
@@ -260,6 +248,51 @@ class HttpDestination:
         )
         if error is not None:
             raise error
+
+
+def unreachable(exc: Exception, detail: str | None = None) -> RetryableDeliveryError:
+    """The error for a request that got no answer (connection, TLS, protocol): retried."""
+    return RetryableDeliveryError(f"{type(exc).__name__}: {exc if detail is None else detail}")
+
+
+def refused_to_build(exc: Exception) -> DestinationMisconfigured:
+    """The error for a request the HTTP client refused before it left (it checks headers and
+    URL as it writes them): every event would fail alike. Its text may quote a header value,
+    so it is not repeated."""
+    return DestinationMisconfigured(
+        f"the HTTP client refused to build the request ({type(exc).__name__}); check"
+        " the destination's url and headers"
+    )
+
+
+class HttpDestination:
+    """POSTs events to one URL over a reused aiohttp connection pool."""
+
+    def __init__(self, name: str, options: HttpOptions, concurrency: int = 100) -> None:
+        self.name = name
+        self._requests = WebhookRequests(name, options)
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(
+                limit=options.max_connections or concurrency, ssl=options.ssl_context()
+            ),
+            timeout=aiohttp.ClientTimeout(total=None),  # the caller bounds each attempt
+            raise_for_status=False,
+        )
+
+    async def send(self, event: Event) -> None:
+        body, headers = self._requests.request(event)
+        try:
+            async with self._session.post(
+                self._requests.url, data=body, headers=headers, allow_redirects=False
+            ) as response:
+                status = response.status
+                retry_after = response.headers.get("Retry-After")
+                await response.read()
+        except (aiohttp.ClientError, OSError) as exc:
+            raise unreachable(exc) from exc
+        except (ValueError, TypeError) as exc:
+            raise refused_to_build(exc) from exc
+        self._requests.check_answer(status, retry_after)
 
     async def close(self) -> None:
         await self._session.close()

@@ -13,8 +13,11 @@ __all__ = ["run_quick", "table_rows"]
 REPO = Path(__file__).resolve().parents[2]
 
 
-def run_quick(module: str, args: str, *, bootstrap: str, results_dir: Path) -> str:
-    """Run ``python -m <module> --quick ARGS`` against ``bootstrap``; return its report."""
+def run_quick(
+    module: str, args: str, *, bootstrap: str, results_dir: Path, results_name: str = ""
+) -> str:
+    """Run ``python -m <module> --quick ARGS`` against ``bootstrap``; return its report (the
+    file ``results_name``, by default the one named for the module)."""
     argv = [sys.executable, "-m", module, "--quick", *shlex.split(args)]
     argv += ["--results-dir", str(results_dir)]
     result = subprocess.run(
@@ -29,7 +32,7 @@ def run_quick(module: str, args: str, *, bootstrap: str, results_dir: Path) -> s
     assert result.returncode == 0, result.stderr[-4000:]
     (results_dir / "stderr.txt").write_text(result.stderr)  # what went wrong, for assertions
     name = module.rsplit(".", 1)[1].removeprefix("bench_")
-    return (results_dir / f"{name}.md").read_text()
+    return (results_dir / (results_name or f"{name}.md")).read_text()
 
 
 def table_rows(markdown: str, heading: str) -> list[list[str]]:

@@ -1,7 +1,7 @@
 """The dispatcher benchmark end to end in its quick mode with tiny numbers, a scenario or two
 at a time, so that the harness (sink, bare clients, dispatcher runs, several processes, many
-destinations, tracing on and off, profile, report) cannot rot unnoticed. Nothing here looks at
-speed: only that every row is there and every run delivered."""
+destinations, tracing on and off, profile, aiohttp versus pyreqwest, report) cannot rot
+unnoticed. Nothing here looks at speed: only that every row is there and every run delivered."""
 
 from __future__ import annotations
 
@@ -86,3 +86,29 @@ def test_tracing_cost_and_profile(kafka_bootstrap: str, tmp_path: Path) -> None:
     profile = (tmp_path / "dispatch-profile.txt").read_text()
     assert "== Functions by self time ==" in profile
     assert table_rows(report, "Where the dispatcher's CPU goes")
+
+
+def test_aiohttp_and_pyreqwest_bare_and_in_the_dispatcher(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    args = f"{SMALL} --only transport --latency 0 --concurrency 4"
+    report = run_quick(
+        "benchmarks.bench_dispatch",
+        args,
+        bootstrap=kafka_bootstrap,
+        results_dir=tmp_path,
+        results_name="dispatch-transport.md",  # never in place of the full run's dispatch.md
+    )
+
+    assert not (tmp_path / "dispatch.md").exists()
+    for table in ("Bare clients", "The dispatcher"):  # the "### " subsections
+        # A "### " subsection's rows run on into the next one's table: cut at its header.
+        cells = table_rows(report, table)
+        cells = cells[: next((i for i, r in enumerate(cells) if r[0] == "sink latency ms"), None)]
+        rows = {(row[0], row[1], row[2]): row for row in cells}
+        # pyreqwest h2c too where the sink speaks it (the Go sink from Go 1.24 on)
+        assert {("0", "4", "aiohttp"), ("0", "4", "pyreqwest")} <= set(rows), table
+        assert all(row[-1] in {"all events", "window"} for row in rows.values()), rows
+    assert re.search(
+        r"the rule asks >= 1.3x at every setting: \*\*(not )?met\*\*|nothing to decide", report
+    )

@@ -15,7 +15,7 @@ import pytest
 from dispatcher import delivery
 from dispatcher.breaker import BreakerPolicy
 from dispatcher.destinations import http, mock
-from dispatcher.destinations.http import HttpDestination, HttpOptions
+from dispatcher.destinations.http import HttpOptions
 from dispatcher.destinations.signing import parse_secret, signature_headers
 from dispatcher.durations import Duration
 from dispatcher.exceptions import DeliveryError, ManifestError
@@ -23,6 +23,7 @@ from dispatcher.gate import DestinationGate
 from dispatcher.manifest import load_manifest
 from dispatcher.retry import RetryPolicy
 from eventlog.record import Event
+from tests.dispatcher.destinations.conftest import MakeDestination
 from tests.support.webhook_receiver import WebhookReceiver, verifies
 
 OLD = "whsec_" + base64.b64encode(b"o" * 32).decode()
@@ -40,8 +41,10 @@ def receiver() -> Iterator[WebhookReceiver]:
         yield server
 
 
-async def deliver(secret: str | tuple[str, ...], url: str, *, events: list[Event]) -> None:
-    destination = HttpDestination("hook", HttpOptions(url=url, signing_secret=secret))
+async def deliver(
+    make: MakeDestination, secret: str | tuple[str, ...], url: str, *, events: list[Event]
+) -> None:
+    destination = make("hook", HttpOptions(url=url, signing_secret=secret))
     try:
         for event in events:
             await destination.send(event)
@@ -49,9 +52,11 @@ async def deliver(secret: str | tuple[str, ...], url: str, *, events: list[Event
         await destination.close()
 
 
-async def test_every_request_verifies_with_standardwebhooks(receiver: WebhookReceiver) -> None:
+async def test_every_request_verifies_with_standardwebhooks(
+    receiver: WebhookReceiver, make_destination: MakeDestination
+) -> None:
     before = time.time()
-    await deliver(OLD, receiver.url, events=EVENTS)
+    await deliver(make_destination, OLD, receiver.url, events=EVENTS)
     requests = receiver.wait_for_requests(len(EVENTS))
     assert all(request.verified for request in requests)
     headers = [{k.lower(): v for k, v in request.headers.items()} for request in requests]
@@ -59,7 +64,9 @@ async def test_every_request_verifies_with_standardwebhooks(receiver: WebhookRec
     assert all(before - 1 <= int(h["webhook-timestamp"]) <= time.time() + 1 for h in headers)
 
 
-async def test_a_retried_attempt_keeps_the_id_and_is_signed_afresh() -> None:
+async def test_a_retried_attempt_keeps_the_id_and_is_signed_afresh(
+    make_destination: MakeDestination,
+) -> None:
     # A second after the first attempt at least, so its timestamp (whole seconds) must differ.
     policy = RetryPolicy(
         max_retries=2, initial_backoff=Duration(1.1), max_backoff=Duration(1.1), jitter=False
@@ -68,7 +75,9 @@ async def test_a_retried_attempt_keeps_the_id_and_is_signed_afresh() -> None:
         BreakerPolicy(consecutive_failures=1000, min_volume=1000), on_transition=lambda _: None
     )
     with WebhookReceiver([OLD], fail_first=1) as receiver:
-        destination = HttpDestination("hook", HttpOptions(url=receiver.url, signing_secret=OLD))
+        destination = make_destination(
+            "hook", HttpOptions(url=receiver.url, signing_secret=OLD), attempt_timeout=5
+        )
         try:
             outcome = await delivery.deliver(
                 destination, EVENTS[0], gate=gate, name="hook", attempt_timeout=5, policy=policy
@@ -87,32 +96,41 @@ async def test_a_retried_attempt_keeps_the_id_and_is_signed_afresh() -> None:
     assert requests[0].body == requests[1].body
 
 
-async def test_a_tampered_body_or_id_fails_verification(receiver: WebhookReceiver) -> None:
-    await deliver(OLD, receiver.url, events=EVENTS[:1])
+async def test_a_tampered_body_or_id_fails_verification(
+    receiver: WebhookReceiver, make_destination: MakeDestination
+) -> None:
+    await deliver(make_destination, OLD, receiver.url, events=EVENTS[:1])
     (request,) = receiver.wait_for_requests(1)
     assert verifies(OLD, request.body, request.headers)
     assert not verifies(OLD, request.body.replace(b"alice", b"mallory"), request.headers)
     assert not verifies(OLD, request.body + b" ", request.headers)
-    assert not verifies(OLD, request.body, {**request.headers, "webhook-id": "e-other"})
+    # Header names are case-insensitive: aiohttp sends them as written, pyreqwest Title-Cased.
+    lowered = {k.lower(): v for k, v in request.headers.items()}
+    assert not verifies(OLD, request.body, {**lowered, "webhook-id": "e-other"})
     assert not verifies(OTHER, request.body, request.headers)
 
 
-async def test_while_rotating_a_receiver_holding_either_secret_verifies() -> None:
+async def test_while_rotating_a_receiver_holding_either_secret_verifies(
+    make_destination: MakeDestination,
+) -> None:
     with WebhookReceiver([OLD]) as old, WebhookReceiver([NEW]) as new:
-        await deliver((OLD, NEW), old.url, events=EVENTS[:1])
-        await deliver((OLD, NEW), new.url, events=EVENTS[:1])
+        await deliver(make_destination, (OLD, NEW), old.url, events=EVENTS[:1])
+        await deliver(make_destination, (OLD, NEW), new.url, events=EVENTS[:1])
         (to_old,) = old.wait_for_requests(1)
         (to_new,) = new.wait_for_requests(1)
     assert to_old.verified
     assert to_new.verified
-    assert len(to_old.headers["webhook-signature"].split(" ")) == 2
+    signature = next(v for k, v in to_old.headers.items() if k.lower() == "webhook-signature")
+    assert len(signature.split(" ")) == 2
     assert not verifies(OTHER, to_new.body, to_new.headers)
 
 
-async def test_a_receiver_with_another_secret_refuses_the_request() -> None:
+async def test_a_receiver_with_another_secret_refuses_the_request(
+    make_destination: MakeDestination,
+) -> None:
     with WebhookReceiver([OTHER]) as other:
         with pytest.raises(DeliveryError):
-            await deliver(OLD, other.url, events=EVENTS[:1])
+            await deliver(make_destination, OLD, other.url, events=EVENTS[:1])
         (request,) = other.wait_for_requests(1)
     assert not request.verified
 
