@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import os
 import signal
@@ -25,6 +24,7 @@ from dispatcher.supervisor import resolve_processes, run_supervised
 from eventlog.clients import admin_config
 from eventlog.credentials import check_client_settings
 from eventlog.exceptions import EventDeliveryError
+from eventlog.gc_tuning import collect_less_often
 from eventlog.logs import configure_logging
 from eventlog.telemetry import configure_metrics, configure_tracing, shutdown_tracing
 
@@ -180,26 +180,12 @@ def _run_until_signalled(manifests: Sequence[Manifest], settings: DispatcherSett
             loop.add_signal_handler(signum, on_signal, signum)
         await run_dispatcher(manifests, stop, settings)
 
-    _tune_gc()
+    collect_less_often()
     try:
         _event_loop_runner()(main())
     except RuntimeError as exc:
         log.error("%s", exc)
         sys.exit(1)
-
-
-GC_YOUNG_THRESHOLD = 50_000
-"""Allocations between two collections of Python's youngest generation (its default: 700).
-A delivery allocates hundreds of objects (a task, futures, aiohttp's request and response),
-so the default collected every delivery or two: a fifth of the CPU per delivery at
-concurrency 256 (264 against 212 µs, benchmarks/results/dispatch.md). Objects in no cycle
-are freed at once by reference counting either way."""
-
-
-def _tune_gc() -> None:
-    """Collect less often, and never look again at what start-up left (modules, manifests)."""
-    gc.freeze()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
 
 def _event_loop_runner() -> Callable[[Coroutine[Any, Any, None]], None]:

@@ -20,6 +20,7 @@ from litestar import Litestar
 from eventlog.clients import admin_config
 from eventlog.credentials import credentials_refused
 from eventlog.exceptions import EventDeliveryError
+from eventlog.gc_tuning import collect_less_often
 from eventlog.kafka_security import ENVIRONMENT, SecurityError, security_settings
 from eventlog.logs import configure_logging
 from eventlog.telemetry import configure_metrics, configure_tracing, shutdown_tracing
@@ -388,7 +389,9 @@ def app_from_environment() -> Litestar:
     if configure_tracing("ingest"):
         atexit.register(shutdown_tracing)
     configure_metrics()
-    return create_app(IngestSettings(**json.loads(os.environ[_SETTINGS_ENV])))
+    app = create_app(IngestSettings(**json.loads(os.environ[_SETTINGS_ENV])))
+    collect_less_often()
+    return app
 
 
 def _exit_cleanly(signum: int, _: FrameType | None) -> None:
