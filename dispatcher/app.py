@@ -1,7 +1,8 @@
 """A dispatcher process: every destination of its manifests, each as one asyncio task.
 
-Start-up waits for Kafka and makes sure the topics exist (events, dead letters, one park topic
-per destination, the breaker-state topic); shutdown goes in order: stop fetching, drain
+Start-up waits for Kafka and makes sure the topics exist (``provisioning``: events, dead
+letters, the breaker-state topic; a park topic once its destination parks a user); shutdown
+goes in order: stop fetching, drain
 in-flight deliveries (bounded), commit, close every consumer, flush the producer, and log one
 summary line. A destination that Kafka refuses to take dead letters or park records from
 stops alone, loudly; the others go on.
@@ -14,31 +15,20 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from confluent_kafka.admin import AdminClient, NewTopic
-
-from dispatcher.breaker_state import state_topic
 from dispatcher.deadletter import DeadLetterWriter
 from dispatcher.destinations import TYPES
-from dispatcher.manifest import Manifest, retention_warnings
+from dispatcher.manifest import Manifest
 from dispatcher.metrics import DeliveryMetrics
-from dispatcher.park_records import park_topic
 from dispatcher.park_store import ParkWriter
+from dispatcher.provisioning import ParkTopic, topics_ready
 from dispatcher.worker import DestinationWorker, WorkerStats
-from eventlog.clients import admin_config, producer_config
-from eventlog.credentials import credentials_refused
-from eventlog.exceptions import TopicError
+from eventlog.clients import producer_config
 from eventlog.kafka_logs import kafka_logger
 from eventlog.producer import AsyncProducer
-from eventlog.topics import TopicSpec, TopicState, ensure_topic
 
 __all__ = ["DispatcherSettings", "run_dispatcher"]
 
 log = logging.getLogger(__name__)
-
-RECORD_HEADROOM = 64 * 1024
-"""Bytes a dead letter or park record may add to the event it carries (its own headers)."""
-DEFAULT_MAX_MESSAGE_BYTES = 1_048_588
-"""Kafka's default ``max.message.bytes`` (what ingest's events topic keeps)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +74,10 @@ async def run_dispatcher(
 ) -> dict[str, WorkerStats]:
     """Run every destination of ``manifests`` until ``stop`` is set; return their stats."""
     settings = settings or DispatcherSettings()
-    events = await _topics_ready(manifests, settings, stop)
+    events = await topics_ready(
+        manifests, partitions=settings.partitions, retry_every=settings.kafka_wait_interval,
+        stop=stop,
+    )  # fmt: skip
     if events is None:
         return {}
     clusters: dict[str, _Cluster] = {}
@@ -98,13 +91,14 @@ async def run_dispatcher(
             cluster = clusters[manifest.bootstrap_servers] = _Cluster.connect(manifest)
         dead_letters = DeadLetterWriter(cluster.producer, manifest.dead_letter_topic)
         for spec in manifest.destinations:
+            parks = ParkTopic(manifest, spec, events[manifest.path])
             workers.append(
                 DestinationWorker(
                     manifest=manifest,
                     spec=spec,
                     destination=TYPES[spec.type].create(spec.name, spec.options, spec.concurrency),
                     dead_letters=dead_letters,
-                    park=ParkWriter(cluster.producer, park_topic(manifest.topic, spec.name)),
+                    park=ParkWriter(cluster.producer, parks.name, prepare=parks.ensure),
                     bootstrap_servers=manifest.bootstrap_servers,
                     retention_ms=events[manifest.path].retention_ms,
                     producer=cluster.producer,
@@ -156,91 +150,3 @@ def _stop_on_crash(task: asyncio.Task[WorkerStats], stop: asyncio.Event) -> None
     if not task.cancelled() and task.exception() is not None and not stop.is_set():
         log.error("stopping: %s failed: %r", task.get_name(), task.exception())
         stop.set()
-
-
-async def _topics_ready(
-    manifests: Sequence[Manifest], settings: DispatcherSettings, stop: asyncio.Event
-) -> dict[object, TopicState] | None:
-    """Ensure every topic exists, waiting for Kafka as long as it takes (or until ``stop``:
-    then ``None``). Returns the events topic's state per manifest path."""
-    events: dict[object, TopicState] = {}
-    for manifest in manifests:
-        config = admin_config(manifest.bootstrap_servers, security=manifest.security)
-        # A refused login never fixes itself: one line and exit 1, not a retry loop.
-        if manifest.security and (refused := await asyncio.to_thread(credentials_refused, config)):
-            raise RuntimeError(refused)
-        admin = AdminClient(config)
-        copies = manifest.replication_factor
-        min_isr = manifest.min_insync_replicas
-        spec = TopicSpec(
-            name=manifest.topic, partitions=settings.partitions, replication_factor=copies,
-            min_insync_replicas=min_isr,
-        )  # fmt: skip
-        state = await _ensure(admin, spec, manifest, settings, stop)
-        if state is None:
-            return None
-        events[manifest.path] = state
-        # --check assumed the default retention; now the topic's own is known.
-        for warning in retention_warnings(manifest, retention_seconds=state.retention_ms / 1000):
-            log.warning("%s", warning)
-        # Room for the largest event the events topic takes, plus our headers.
-        limit = (state.max_message_bytes or DEFAULT_MAX_MESSAGE_BYTES) + RECORD_HEADROOM
-        carriers = [
-            TopicSpec(
-                name=manifest.dead_letter_topic, partitions=state.partitions,
-                max_message_bytes=limit, replication_factor=copies, min_insync_replicas=min_isr,
-            ),
-            *(
-                TopicSpec(
-                    name=park_topic(manifest.topic, spec.name), partitions=state.partitions,
-                    retention_ms=int(spec.parking.retention * 1000), max_message_bytes=limit,
-                    replication_factor=copies, min_insync_replicas=min_isr,
-                )
-                for spec in manifest.destinations
-            ),
-        ]  # fmt: skip
-        for carrier in carriers:
-            if await _ensure(admin, carrier, manifest, settings, stop) is None:
-                return None
-        await asyncio.to_thread(_ensure_state_topic, admin, manifest)
-    return events
-
-
-async def _ensure(
-    admin: AdminClient,
-    spec: TopicSpec,
-    manifest: Manifest,
-    settings: DispatcherSettings,
-    stop: asyncio.Event,
-) -> TopicState | None:
-    while True:
-        try:
-            return await asyncio.to_thread(ensure_topic, admin, spec, timeout=10.0)
-        except TopicError as exc:
-            log.warning(
-                "waiting for kafka bootstrap=%s topic=%s error=%s",
-                manifest.bootstrap_servers, spec.name, exc,
-            )  # fmt: skip
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=settings.kafka_wait_interval)
-        except TimeoutError:
-            continue
-        return None
-
-
-def _ensure_state_topic(admin: AdminClient, manifest: Manifest) -> None:
-    """The small compacted topic of breaker states (best effort: status only reads it)."""
-    topic = NewTopic(
-        state_topic(manifest.topic),
-        num_partitions=1,
-        replication_factor=manifest.replication_factor,
-        config={
-            "cleanup.policy": "compact",
-            "min.insync.replicas": str(manifest.min_insync_replicas),
-        },
-    )
-    try:
-        admin.create_topics([topic], operation_timeout=10)[topic.topic].result(timeout=10)
-    except Exception as exc:  # already there, or not important enough to stop
-        if "TOPIC_ALREADY_EXISTS" not in str(exc):
-            log.warning("breaker-state topic not created topic=%s error=%s", topic.topic, exc)

@@ -1,6 +1,7 @@
 """The park topic as the worker and the operator commands reach it (Kafka I/O only).
 
-``ParkWriter`` stores parked events and markers on the partition their events came from.
+``ParkWriter`` stores parked events and markers on the partition their events came from,
+making the topic first if need be.
 ``ParkReader`` is a consumer *without* group membership (``assign``, never ``subscribe``) that
 reads the park partitions a worker owns: first from the checkpoint to the end (recovery), then
 on (replay requests from ``dispatcher replay``). ``read_park`` reads partitions to their end
@@ -9,9 +10,10 @@ in one go, for the commands.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +25,7 @@ from dispatcher.durable import write_durably
 from dispatcher.jobs import Job
 from dispatcher.park_records import ParkRead
 from dispatcher.parking import ParkBook, ParkingPolicy, recover
-from dispatcher.topic_reader import partitions_of, read_to_end
+from dispatcher.topic_reader import MissingTopic, partitions_of, read_to_end
 from eventlog.clients import consumer_config
 from eventlog.exceptions import EventDeliveryError
 from eventlog.producer import AsyncProducer
@@ -34,10 +36,20 @@ __all__ = ["ParkReader", "ParkWriter", "ReadRecord", "load_book", "read_park"]
 class ParkWriter:
     """Writes one destination's park records, each acknowledged with ``acks=all``."""
 
-    def __init__(self, producer: AsyncProducer, topic: str, *, retry_interval: float = 1.0) -> None:
+    def __init__(
+        self,
+        producer: AsyncProducer,
+        topic: str,
+        *,
+        retry_interval: float = 1.0,
+        prepare: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self._producer = producer
         self.topic = topic
         self._retry_interval = retry_interval
+        self._prepare = prepare
+        """Makes the topic exist; awaited once, before the first write."""
+        self._prepared = asyncio.Lock()
 
     async def event(self, job: Job, reason: str) -> int:
         """Park ``job``'s record; returns its park offset."""
@@ -76,6 +88,11 @@ class ParkWriter:
     async def _write(
         self, partition: int, key: bytes, value: bytes, headers: Any, what: str
     ) -> int:
+        if self._prepare is not None:
+            async with self._prepared:  # the first writer makes it; the others wait for that
+                if self._prepare is not None:
+                    await self._prepare()
+                    self._prepare = None
         delivered = await write_durably(
             self._producer, self.topic, key=key, value=value, headers=headers,
             partition=partition, what=what, retry_interval=self._retry_interval,
@@ -173,6 +190,8 @@ def load_book(
         numbers = partitions_of(probe, park, timeout)
         asked = [TopicPartition(events_topic, p) for p in numbers]
         committed = probe.committed(asked, timeout=timeout)
+    except MissingTopic:
+        return ParkBook(policy)  # made when the destination first parks someone: nobody yet
     except KafkaException as exc:
         raise EventDeliveryError(f"cannot reach Kafka: {exc.args[0].str()}") from exc
     finally:

@@ -87,8 +87,8 @@ class ParkRecovery:
                 what="park", name=self._name, partition=partition,
             )  # fmt: skip
         except NoSuchTopic:
-            # Never created, so nothing was ever parked in it (the app creates it).
-            log.warning(
+            # Made when the destination first parks a user: nobody was ever parked here.
+            log.debug(
                 "no park topic destination=%s topic=%s; nothing to recover",
                 self._name, self._park_topic,
             )  # fmt: skip

@@ -136,7 +136,7 @@ def _parked_cells(
             policy=spec.parking, timeout=timeout, security=manifest.security,
         )  # fmt: skip
     except EventDeliveryError:
-        return None, None  # no park topic yet: the destination never ran
+        return None, None  # Kafka could not be read: unknown, not zero
     return book.user_count, book.event_count
 
 

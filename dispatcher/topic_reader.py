@@ -15,15 +15,23 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from eventlog.clients import consumer_config
 from eventlog.exceptions import EventDeliveryError
 
-__all__ = ["partitions_of", "read_to_end"]
+__all__ = ["MissingTopic", "partitions_of", "read_to_end"]
+
+
+class MissingTopic(EventDeliveryError):
+    """The topic does not exist (a park topic is made only once something is parked)."""
 
 
 def partitions_of(consumer: Consumer, topic: str, timeout: float) -> list[int]:
-    """The partition numbers of ``topic``; ``EventDeliveryError`` if it cannot be described."""
+    """The partition numbers of ``topic``; ``MissingTopic`` if it does not exist,
+    ``EventDeliveryError`` if it cannot be described."""
     try:
         metadata = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
     except KafkaException as exc:
         raise EventDeliveryError(f"cannot reach Kafka: {exc.args[0].str()}") from exc
+    error = metadata.error if metadata is not None else None
+    if error is not None and error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+        raise MissingTopic(f"topic {topic!r} does not exist")
     if metadata is None or metadata.error is not None:
         why = metadata.error.str() if metadata is not None and metadata.error else "missing"
         raise EventDeliveryError(f"topic {topic!r}: {why}")

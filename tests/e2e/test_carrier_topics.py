@@ -1,13 +1,14 @@
 """The dead-letter and park topics carry whole events plus our headers: they are made to take
-the largest record the events topic takes, whatever that topic was configured with."""
+the largest record the events topic takes, whatever that topic was configured with; a park
+topic only once its destination parks a user."""
 
 from __future__ import annotations
 
 import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
-from dispatcher.app import RECORD_HEADROOM
 from dispatcher.park_records import park_topic
+from dispatcher.provisioning import RECORD_HEADROOM
 from eventlog.clients import admin_config
 from eventlog.topics import TopicSpec, ensure_topic
 from tests.e2e.conftest import Stack
@@ -30,8 +31,19 @@ def test_dead_letter_and_park_topics_take_what_the_events_topic_takes(
 ) -> None:
     admin = AdminClient(admin_config(stack.bootstrap))
     ensure_topic(admin, TopicSpec(stack.topic, partitions=2, max_message_bytes=LARGE))
-    manifest = stack.manifest("shard", [{"name": "hook", "type": "http", "url": sink.url("/ok")}])
+    sink.failing["p"] = {"stuck"}
+    stack.start_ingest()
+    manifest = stack.manifest(
+        "shard",
+        [{"name": "hook", "type": "http", "url": sink.url("/switch/p")}],
+        retry={"max_retries": 1, "initial_backoff": "10ms", "max_backoff": "20ms"},
+    )
     dispatcher = stack.start_dispatcher(manifest)
     assert dispatcher.wait_for_log("dispatcher running")
-    for carrier in (stack.dead_letter_topic, park_topic(stack.topic, "hook")):
-        assert max_message_bytes(admin, carrier) == LARGE + RECORD_HEADROOM, carrier
+    park = park_topic(stack.topic, "hook")
+    assert max_message_bytes(admin, stack.dead_letter_topic) == LARGE + RECORD_HEADROOM
+    # A park topic is made when its destination first parks a user.
+    assert park not in admin.list_topics(timeout=10).topics
+    stack.send("stuck", "x")
+    assert dispatcher.wait_for_log("user parked destination=hook")
+    assert max_message_bytes(admin, park) == LARGE + RECORD_HEADROOM
