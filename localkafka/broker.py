@@ -20,7 +20,7 @@ from pathlib import Path
 
 from localkafka.exceptions import BrokerError, MissingPrerequisiteError
 
-__all__ = ["NativeBroker", "kafka_version", "random_cluster_id"]
+__all__ = ["NativeBroker", "kafka_version", "process_alive", "random_cluster_id"]
 
 POM = Path(__file__).with_name("pom.xml")
 MAIN_CLASS = "kafka.Kafka"
@@ -173,11 +173,11 @@ class NativeBroker:
             return False
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and _alive(pid):
+        while time.monotonic() < deadline and process_alive(pid):
             time.sleep(0.1)
-        if _alive(pid):
+        if process_alive(pid):
             os.kill(pid, signal.SIGKILL)
-            while _alive(pid):
+            while process_alive(pid):
                 time.sleep(0.05)
         self.pid_file.unlink(missing_ok=True)
         return True
@@ -271,9 +271,10 @@ def random_cluster_id() -> str:
             return text
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether ``pid`` runs: a zombie (ours, reaped here, or another's waiting for its
+    parent) does not count, though it still answers ``kill(pid, 0)``."""
     try:
-        # A zombie child still answers kill(0); reap it if it is ours.
         if os.waitpid(pid, os.WNOHANG) != (0, 0):
             return False
     except ChildProcessError:
@@ -282,7 +283,10 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    return True
+    try:
+        return "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
 
 
 def _require_java() -> str:

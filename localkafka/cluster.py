@@ -18,7 +18,7 @@ from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
 
-from localkafka.broker import NativeBroker, random_cluster_id
+from localkafka.broker import NativeBroker, process_alive, random_cluster_id
 from localkafka.exceptions import BrokerError
 from localkafka.readiness import broker_answers
 
@@ -141,11 +141,11 @@ class Cluster:
             _signal(pid, signal.SIGCONT)  # a node stopped with SIGSTOP cannot act on SIGTERM
             _signal(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
+        while time.monotonic() < deadline and any(process_alive(pid) for pid in pids):
             time.sleep(0.1)
         for pid in pids:
             _signal(pid, signal.SIGKILL)
-        while any(_alive(pid) for pid in pids):
+        while any(process_alive(pid) for pid in pids):
             time.sleep(0.05)
         for node in self.nodes():
             node.pid_file.unlink(missing_ok=True)
@@ -169,7 +169,7 @@ class Cluster:
             raise BrokerError(f"node {node_id} is not running")
         os.kill(pid, signum)
         if signum == signal.SIGKILL:
-            while _alive(pid):
+            while process_alive(pid):
                 time.sleep(0.05)
         return pid
 
@@ -193,20 +193,3 @@ class Cluster:
 def _signal(pid: int, signum: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signum)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        if os.waitpid(pid, os.WNOHANG) != (0, 0):
-            return False
-    except ChildProcessError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie that is not our child still answers kill(0) until its parent reaps it.
-    try:
-        return "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False

@@ -52,6 +52,17 @@ def parked_records(stack: Stack, destination: str, expected: int) -> list[object
     return [r for r in records if dict(r.headers() or []).get("park-kind") == b"event"]
 
 
+def switched_hook(
+    stack: Stack, sink: HttpSink, *, failing_for: set[str], **defaults: object
+) -> Path:
+    """Ingest running, and a manifest of one destination ``hook`` on the sink's ``/switch/p``,
+    which fails for ``failing_for`` (``"*"``: everyone) until the test says otherwise."""
+    sink.failing["p"] = failing_for
+    stack.start_ingest()
+    hook = {"name": "hook", "type": "http", "url": sink.url("/switch/p")}
+    return stack.manifest("shard", [hook], retry=FAST_RETRIES, **defaults)
+
+
 def test_a_destination_refusing_connections_delays_delivery_and_loses_nothing(
     stack: Stack, sink: HttpSink
 ) -> None:
@@ -93,13 +104,9 @@ def test_a_destination_refusing_connections_delays_delivery_and_loses_nothing(
 def test_one_failing_user_is_parked_in_order_and_replayed_automatically(
     stack: Stack, sink: HttpSink
 ) -> None:
-    sink.failing["p"] = {"user-0"}
-    stack.start_ingest()
-    manifest = stack.manifest(
-        "shard",
-        [{"name": "hook", "type": "http", "url": sink.url("/switch/p")}],
-        retry=FAST_RETRIES, parking={"retry_schedule": ["2s"]},
-    )  # fmt: skip
+    manifest = switched_hook(
+        stack, sink, failing_for={"user-0"}, parking={"retry_schedule": ["2s"]}
+    )
     dispatcher = stack.start_dispatcher(manifest)
     stuck = [stack.send("user-0", f"stuck {i}") for i in range(5)]
     others = stack.send_per_user(users=20, per_user=3)
@@ -121,13 +128,9 @@ def test_one_failing_user_is_parked_in_order_and_replayed_automatically(
 
 
 def test_dispatcher_replay_releases_a_parked_user_in_order(stack: Stack, sink: HttpSink) -> None:
-    sink.failing["p"] = {"user-0"}
-    stack.start_ingest()
-    manifest = stack.manifest(
-        "shard",
-        [{"name": "hook", "type": "http", "url": sink.url("/switch/p")}],
-        retry=FAST_RETRIES, parking={"retry_schedule": ["1h"]},
-    )  # fmt: skip
+    manifest = switched_hook(
+        stack, sink, failing_for={"user-0"}, parking={"retry_schedule": ["1h"]}
+    )
     dispatcher = stack.start_dispatcher(manifest)
     stuck = [stack.send("user-0", f"stuck {i}") for i in range(4)]
     assert dispatcher.wait_for_log("user parked destination=hook")
@@ -155,13 +158,9 @@ def _replay(manifest: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def test_kill_9_while_parked_and_during_replay_loses_nothing_and_keeps_order(
     stack: Stack, sink: HttpSink
 ) -> None:
-    sink.failing["p"] = {"user-0"}
-    stack.start_ingest()
-    manifest = stack.manifest(
-        "shard",
-        [{"name": "hook", "type": "http", "url": sink.url("/switch/p")}],
-        retry=FAST_RETRIES, parking={"retry_schedule": ["1s"]},
-    )  # fmt: skip
+    manifest = switched_hook(
+        stack, sink, failing_for={"user-0"}, parking={"retry_schedule": ["1s"]}
+    )
     first = stack.start_dispatcher(manifest)
     sent = [stack.send("user-0", f"e{i}") for i in range(20)]
     assert first.wait_for_log("user parked destination=hook")
@@ -189,15 +188,13 @@ def test_kill_9_while_parked_and_during_replay_loses_nothing_and_keeps_order(
 def test_the_poison_guard_opens_the_breaker_instead_of_parking_everyone(
     stack: Stack, sink: HttpSink
 ) -> None:
-    sink.failing["p"] = {"*"}
-    stack.start_ingest()
-    manifest = stack.manifest(
-        "shard",
-        [{"name": "hook", "type": "http", "url": sink.url("/switch/p")}],
-        retry=FAST_RETRIES,
+    manifest = switched_hook(
+        stack,
+        sink,
+        failing_for={"*"},
         breaker={"consecutive_failures": 1000, "min_volume": 1000, **QUICK_BREAKER},
         parking={"poison_users": 3},
-    )  # fmt: skip
+    )
     dispatcher = stack.start_dispatcher(manifest)
     sent = stack.send_per_user(users=30, per_user=2)
     assert dispatcher.wait_for_log("breaker opened destination=hook reason='poison guard")
@@ -216,13 +213,9 @@ def test_events_near_retention_are_parked_while_a_destination_is_down(
     admin = AdminClient(admin_config(stack.bootstrap))
     ensure_topic(admin, TopicSpec(stack.topic, partitions=stack.partitions, retention_ms=30_000))
     _set_topic_config(admin, stack.topic, {"segment.ms": "3000", "retention.ms": "30000"})
-    sink.failing["p"] = {"*"}
-    stack.start_ingest()
-    manifest = stack.manifest(
-        "shard",
-        [{"name": "hook", "type": "http", "url": sink.url("/switch/p")}],
-        retry=FAST_RETRIES, breaker={"cooldown": "1s", "max_cooldown": "2s"},
-    )  # fmt: skip
+    manifest = switched_hook(
+        stack, sink, failing_for={"*"}, breaker={"cooldown": "1s", "max_cooldown": "2s"}
+    )
     dispatcher = stack.start_dispatcher(manifest)
     sent = stack.send_per_user(users=10, per_user=3)
     assert dispatcher.wait_for_log("breaker opened destination=hook")
