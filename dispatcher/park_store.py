@@ -51,6 +51,11 @@ class ParkWriter:
         """Makes the topic exist; awaited once, before the first write."""
         self._prepared = asyncio.Lock()
 
+    @property
+    def made(self) -> bool:
+        """Whether the topic is known to exist (made by this writer, or never its to make)."""
+        return self._prepare is None
+
     async def event(self, job: Job, reason: str) -> int:
         """Park ``job``'s record; returns its park offset."""
         headers = park_records.event_headers(

@@ -22,7 +22,7 @@ from dispatcher import park_records
 from dispatcher.buffer import Buffer
 from dispatcher.commits import parse_checkpoint
 from dispatcher.lookups import Lookups, NoSuchTopic, ask_until_answered
-from dispatcher.park_store import ParkReader, decode_message
+from dispatcher.park_store import ParkReader, ReadRecord, decode_message
 from dispatcher.parking import ParkBook, recover
 from dispatcher.partitions import Partitions
 from dispatcher.replayer import Replayer
@@ -42,6 +42,7 @@ class ParkRecovery:
         topic: str,
         group_id: str,
         park_topic: str,
+        park_made: Callable[[], bool],
         lookups: Lookups,
         reader_factory: Callable[[], ParkReader],
         partitions: Partitions,
@@ -53,6 +54,9 @@ class ParkRecovery:
         self._topic = topic
         self._group_id = group_id
         self._park_topic = park_topic
+        self._park_made = park_made
+        self._unread: set[int] = set()
+        """Partitions recovered while the park topic did not exist: read once it does."""
         self._lookups = lookups
         self._reader_factory = reader_factory
         self._reader: ParkReader | None = None
@@ -93,6 +97,7 @@ class ParkRecovery:
                 self._name, self._park_topic,
             )  # fmt: skip
             if self._partitions.current(partition, epoch) is not None:
+                self._unread.add(partition)
                 self._recovered(partition)
             return
         state = self._partitions.current(partition, epoch)
@@ -111,36 +116,45 @@ class ParkRecovery:
         reader = self._reader
         if reader is None:
             return
+        if self._unread and self._park_made():
+            self._read_new_park(reader)
         for message in reader.poll():
-            error = message.error()
-            if error is not None:
-                partition = message.partition()
-                if error.code() == KafkaError._PARTITION_EOF and partition is not None:
-                    state = self._partitions.get(partition)
-                    if state is not None and state.recovering and state.recover_until >= 0:
-                        self._recovered(partition)
-                continue
-            record = decode_message(message)
-            if record is None:
-                continue
-            state = self._partitions.get(record.partition)
-            if state is None:
-                continue
-            if state.recovering:
-                if isinstance(record.read, park_records.ReadReplayRequest):
-                    state.requests[record.read.request] = record.read.user
-                elif isinstance(record.read, park_records.ReadReplayDone):
-                    state.requests.pop(record.read.request, None)
-                recover(self._book, record.partition, record.offset, record.read, now=time.time())
-                if record.offset >= state.recover_until - 1:
-                    self._recovered(record.partition)
-            elif isinstance(record.read, park_records.ReadReplayRequest):
-                self._replayer.request(
-                    record.read.request, record.partition, record.read.user, time.time()
-                )
+            error, partition = message.error(), message.partition()
+            if error is None:
+                if (record := decode_message(message)) is not None:
+                    self._apply(record)
+            elif error.code() == KafkaError._PARTITION_EOF and partition is not None:
+                state = self._partitions.get(partition)
+                if state is not None and state.recovering and state.recover_until >= 0:
+                    self._recovered(partition)
+
+    def _apply(self, record: ReadRecord) -> None:
+        state = self._partitions.get(record.partition)
+        if state is None:
+            return
+        read = record.read
+        if not state.recovering:
+            if isinstance(read, park_records.ReadReplayRequest):
+                self._replayer.request(read.request, record.partition, read.user, time.time())
+            return
+        if isinstance(read, park_records.ReadReplayRequest):
+            state.requests[read.request] = read.user
+        elif isinstance(read, park_records.ReadReplayDone):
+            state.requests.pop(read.request, None)
+        recover(self._book, record.partition, record.offset, read, now=time.time())
+        if record.offset >= state.recover_until - 1:
+            self._recovered(record.partition)
+
+    def _read_new_park(self, reader: ParkReader) -> None:
+        """Parking here made the park topic: replay requests may come for the partitions
+        recovered before it existed, so read them too (from its start: nothing older)."""
+        for partition in self._unread:
+            reader.assign(partition, 0)
+        self._unread.clear()
 
     def forget(self, partition: int) -> None:
         """The partition is no longer ours: stop reading its park."""
+        self._unread.discard(partition)
         if self._reader is not None:
             self._reader.unassign(partition)
 

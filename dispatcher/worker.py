@@ -147,6 +147,7 @@ class DestinationWorker:
         )  # fmt: skip
         self._recovery = recovery = ParkRecovery(
             name=self.name, topic=self._topic, group_id=self.group_id, park_topic=park.topic,
+            park_made=lambda: park.made,
             lookups=self._lookups, partitions=partitions, book=book, buffer=buffer,
             replayer=replayer,
             reader_factory=reader_factory or (

@@ -27,7 +27,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from dispatcher.lookups import Committed
+from dispatcher.lookups import Committed, NoSuchTopic
 from eventlog.producer import Delivered, ProduceError
 from eventlog.record import Event, Headers, encode
 
@@ -87,6 +87,8 @@ class FakeCluster:
     answering: threading.Event = field(default_factory=threading.Event)
     """Cleared by ``hold_answers``: questions about offsets (committed, watermarks) wait for
     the broker until ``release_answers``."""
+    missing: set[str] = field(default_factory=set)
+    """Topics that do not exist yet: lookups say so (``NoSuchTopic``) until ``make``."""
 
     def __post_init__(self) -> None:
         self.answering.set()
@@ -101,6 +103,9 @@ class FakeCluster:
         """What a blocking lookup does while the broker takes its time."""
         if not self.answering.wait(timeout if timeout >= 0 else None):
             raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "lookup timed out (fake)"))
+
+    def make(self, name: str) -> None:
+        self.missing.discard(name)
 
     def topic(self, name: str) -> list[list[FakeMessage]]:
         return self.topics.setdefault(name, [[] for _ in range(self.partitions)])
@@ -351,6 +356,8 @@ class FakeLookups:
 
     async def watermarks(self, topic: str, partition: int) -> tuple[int, int]:
         await self._answer()
+        if topic in self.cluster.missing:
+            raise NoSuchTopic(topic)
         low = self.cluster.low.get((topic, partition), 0)
         return low, len(self.cluster.topic(topic)[partition])
 

@@ -385,6 +385,28 @@ async def test_one_failing_user_is_parked_in_order_while_others_flow_then_replay
         assert b"release" in kinds and b"replay-done" in kinds
 
 
+async def test_a_replay_is_heard_on_a_park_topic_made_after_the_partition_was_recovered() -> None:
+    """The park topic is made on the first park; the partition was recovered before that,
+    with nothing to read. Replay requests for it must still be read once the topic exists."""
+    receiver = Receiver()
+    receiver.failing.add("ann")
+    slow = spec(
+        parking=ParkingPolicy(
+            retry_schedule=(Duration(3600),), poison_users=1000, poison_min_volume=1000
+        )
+    )
+    async with Harness(receiver=receiver, destination_spec=slow, park_topic_missing=True) as h:
+        h.consumer.assign([0])
+        await h.settle()  # recovered: no park topic, nothing parked
+        for n in range(3):
+            h.send(0, "ann", str(n))
+        await wait_until(lambda: len(h.parked_payloads("ann")) == 3)
+        assert h.park_topic not in h.cluster.missing
+        receiver.failing.clear()
+        h.cluster.append(h.park_topic, 0, key=b"", value=b"", headers=replay_request_headers("r1"))
+        await wait_until(lambda: receiver.payloads("ann") == ["0", "1", "2"])
+
+
 @pytest.mark.parametrize("unknown_at_first", [0, 3])
 async def test_parked_users_survive_a_restart_and_keep_their_order(unknown_at_first: int) -> None:
     """``unknown_at_first``: the park topic looks unknown to the first lookups after the

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
@@ -115,6 +115,7 @@ class Harness:
         metrics: DeliveryMetrics | None = None,
         commit_interval: float = 0.02,
         drain_timeout: float = 1.0,
+        park_topic_missing: bool = False,
     ) -> None:
         self.cluster = cluster or FakeCluster(partitions=4)
         self.spec = destination_spec or spec()
@@ -122,6 +123,14 @@ class Harness:
         self.producer = FakeProducer(self.cluster)
         self.lookups = FakeLookups(self.cluster, f"test.{self.spec.name}")
         self.park_topic = park_topic(TOPIC, self.spec.name)
+        make_park: Callable[[], Awaitable[None]] | None = None
+        if park_topic_missing:
+            # Made lazily, as in production: on the destination's first park.
+            self.cluster.missing.add(self.park_topic)
+
+            async def make_park() -> None:
+                self.cluster.make(self.park_topic)
+
         self.consumers: list[FakeConsumer] = []
         manifest = Manifest(
             path=Path("test.yaml"), topic=TOPIC, dead_letter_topic=DEAD_LETTERS,
@@ -134,7 +143,7 @@ class Harness:
             spec=self.spec,
             destination=self.receiver,
             dead_letters=DeadLetterWriter(producer, DEAD_LETTERS, retry_interval=0.01),
-            park=ParkWriter(producer, self.park_topic, retry_interval=0.01),
+            park=ParkWriter(producer, self.park_topic, retry_interval=0.01, prepare=make_park),
             bootstrap_servers="fake:9092",
             retention_ms=retention_ms,
             commit_interval=commit_interval,
