@@ -18,7 +18,15 @@ from dispatcher.parking import ParkingPolicy
 from eventlog.producer import ProduceError
 from eventlog.record import Event, Headers
 from tests.dispatcher.fake_kafka import FakeCluster
-from tests.dispatcher.worker_harness import DEAD_LETTERS, TOPIC, Harness, Receiver, spec, wait_until
+from tests.dispatcher.worker_harness import (
+    DEAD_LETTERS,
+    TOPIC,
+    Harness,
+    Receiver,
+    parking_spec,
+    spec,
+    wait_until,
+)
 
 
 async def test_every_event_is_delivered_in_user_order_and_committed() -> None:
@@ -319,11 +327,7 @@ async def test_an_outage_opens_the_breaker_pauses_fetching_and_loses_nothing() -
 async def test_when_the_breaker_closes_parked_users_are_retried_at_once() -> None:
     receiver = Receiver()
     receiver.failing.add("ann")
-    hourly = spec(
-        parking=ParkingPolicy(
-            retry_schedule=(Duration(3600),), poison_users=1000, poison_min_volume=1000
-        )
-    )
+    hourly = parking_spec(retry_after=3600)
     async with Harness(receiver=receiver, destination_spec=hourly) as h:
         h.send(0, "ann", "0")
         h.consumer.assign([0, 1])
@@ -358,11 +362,7 @@ async def test_shutdown_does_not_wait_for_events_held_at_an_open_breaker() -> No
 async def test_one_failing_user_is_parked_in_order_while_others_flow_then_replayed() -> None:
     receiver = Receiver()
     receiver.failing.add("ann")
-    slow = spec(
-        parking=ParkingPolicy(
-            retry_schedule=(Duration(3600),), poison_users=1000, poison_min_volume=1000
-        )
-    )
+    slow = parking_spec(retry_after=3600)
     async with Harness(receiver=receiver, destination_spec=slow) as h:
         for n in range(5):
             h.send(0, "ann", str(n))
@@ -390,11 +390,7 @@ async def test_a_replay_is_heard_on_a_park_topic_made_after_the_partition_was_re
     with nothing to read. Replay requests for it must still be read once the topic exists."""
     receiver = Receiver()
     receiver.failing.add("ann")
-    slow = spec(
-        parking=ParkingPolicy(
-            retry_schedule=(Duration(3600),), poison_users=1000, poison_min_volume=1000
-        )
-    )
+    slow = parking_spec(retry_after=3600)
     async with Harness(receiver=receiver, destination_spec=slow, park_topic_missing=True) as h:
         h.consumer.assign([0])
         await h.settle()  # recovered: no park topic, nothing parked
@@ -414,11 +410,7 @@ async def test_parked_users_survive_a_restart_and_keep_their_order(unknown_at_fi
     cluster = FakeCluster(partitions=2)
     receiver = Receiver()
     receiver.failing.add("ann")
-    slow = spec(
-        parking=ParkingPolicy(
-            retry_schedule=(Duration(3600),), poison_users=1000, poison_min_volume=1000
-        )
-    )
+    slow = parking_spec(retry_after=3600)
     async with Harness(cluster=cluster, receiver=receiver, destination_spec=slow) as first:
         for n in range(3):
             first.send(0, "ann", str(n))
@@ -426,11 +418,7 @@ async def test_parked_users_survive_a_restart_and_keep_their_order(unknown_at_fi
         await wait_until(lambda: len(first.parked_payloads("ann")) == 3)
         await wait_until(lambda: first.committed(0) == 3)
     receiver.failing.clear()
-    fast = spec(
-        parking=ParkingPolicy(
-            retry_schedule=(Duration(0.05),), poison_users=1000, poison_min_volume=1000
-        )
-    )
+    fast = parking_spec(retry_after=0.05)
     async with Harness(cluster=cluster, receiver=receiver, destination_spec=fast) as second:
         second.lookups.unknown = unknown_at_first
         second.send(0, "ann", "3")  # live, after the restart: must wait for the parked ones

@@ -101,6 +101,15 @@ def spec(**overrides: Any) -> DestinationSpec:
     return replace(base, **overrides)
 
 
+def parking_spec(*, retry_after: float) -> DestinationSpec:
+    """A destination that parks a failing user and retries it after ``retry_after`` seconds,
+    with the poison guard out of the way."""
+    policy = ParkingPolicy(
+        retry_schedule=(Duration(retry_after),), poison_users=1000, poison_min_volume=1000
+    )
+    return spec(parking=policy)
+
+
 class Harness:
     """One worker, its fake cluster and its receiver; ``async with`` runs the worker."""
 
