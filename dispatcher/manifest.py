@@ -36,6 +36,7 @@ from eventlog.topics import RETENTION_24H_MS, default_min_insync_replicas
 
 __all__ = [
     "EVENTS_RETENTION",
+    "MAX_DESTINATIONS",
     "DestinationSpec",
     "Manifest",
     "load_manifest",
@@ -168,6 +169,7 @@ def load_manifests(
         raise ManifestError("no manifest given; pass at least one manifest file")
     manifests = tuple(load_manifest(path, environ=environ, types=types) for path in paths)
     _check_names_across(manifests)
+    _check_process_size(manifests)
     return manifests
 
 
@@ -732,6 +734,26 @@ def _check_names_across(manifests: Sequence[Manifest]) -> None:
                     f"{manifests[owner].path} has a destination {spec.name!r} too; names must"
                     " be unique across all manifests of one process (each names a consumer group)",
                 )
+
+
+MAX_DESTINATIONS = 950
+"""Destinations one process runs at most: each has a Kafka consumer of its own, and a process
+holds only about 1,000 Kafka clients (see ``dispatcher.park_reader``), a few of which it needs
+for other things."""
+
+
+def _check_process_size(manifests: Sequence[Manifest]) -> None:
+    total = sum(len(manifest.destinations) for manifest in manifests)
+    if total <= MAX_DESTINATIONS:
+        return
+    problem = (
+        f"{total} destinations for one process, which runs at most {MAX_DESTINATIONS} (each has"
+        " a Kafka consumer of its own, and a process holds about 1,000 Kafka clients); split"
+        " them into shards, each run by dispatchers of its own"
+    )
+    if len(manifests) == 1:
+        raise _Where(manifests[0].path).error("destinations", problem)
+    raise ManifestError(f"{', '.join(str(m.path) for m in manifests)}: {problem}")
 
 
 def _kind(value: object) -> str:

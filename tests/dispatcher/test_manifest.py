@@ -21,7 +21,13 @@ from dispatcher.destinations.http import HttpOptions
 from dispatcher.destinations.mock import MockOptions
 from dispatcher.durations import Duration
 from dispatcher.exceptions import ManifestError
-from dispatcher.manifest import DestinationSpec, Manifest, load_manifest, load_manifests
+from dispatcher.manifest import (
+    MAX_DESTINATIONS,
+    DestinationSpec,
+    Manifest,
+    load_manifest,
+    load_manifests,
+)
 from dispatcher.retry import RetryPolicy
 
 SHIPPED = Path(__file__).parents[2] / "manifests"
@@ -527,6 +533,34 @@ def test_the_same_manifest_twice_is_refused(write: Write) -> None:
     path = write(MINIMAL)
     with pytest.raises(ManifestError, match="given twice"):
         load_manifests([path, path.parent / "." / path.name], environ={})
+
+
+def destination_lines(first: int, count: int) -> str:
+    return "".join(
+        f"  - {{name: d{n}, type: mock, behavior: succeed}}\n" for n in range(first, first + count)
+    )
+
+
+def test_one_process_runs_at_most_950_destinations(write: Write) -> None:
+    full = write("destinations:\n" + destination_lines(0, MAX_DESTINATIONS), "full.yaml")
+    assert len(load_manifests([full], environ={})[0].destinations) == MAX_DESTINATIONS
+    over = write("destinations:\n" + destination_lines(0, MAX_DESTINATIONS + 1), "over.yaml")
+    with pytest.raises(ManifestError) as caught:
+        load_manifests([over], environ={})
+    assert str(caught.value).startswith(
+        f"{over}: field 'destinations': {MAX_DESTINATIONS + 1} destinations for one process,"
+        f" which runs at most {MAX_DESTINATIONS}"
+    )
+
+
+def test_the_limit_counts_the_destinations_of_every_manifest_of_a_process(
+    write: Write,
+) -> None:
+    first = write("destinations:\n" + destination_lines(0, 600), "a.yaml")
+    second = write("destinations:\n" + destination_lines(600, MAX_DESTINATIONS - 599), "b.yaml")
+    over = MAX_DESTINATIONS + 1
+    with pytest.raises(ManifestError, match=rf"^{first}, {second}: {over} destinations for one"):
+        load_manifests([first, second], environ={})
 
 
 def test_no_manifest_at_all_is_refused() -> None:
