@@ -17,8 +17,10 @@ from dataclasses import dataclass
 
 from dispatcher.deadletter import DeadLetterWriter
 from dispatcher.destinations import TYPES
+from dispatcher.lookups import LookupSlots, lookup_clients
 from dispatcher.manifest import Manifest
 from dispatcher.metrics import DeliveryMetrics
+from dispatcher.park_reader import ParkReaders
 from dispatcher.park_store import ParkWriter
 from dispatcher.provisioning import ParkTopic, topics_ready
 from dispatcher.worker import DestinationWorker, WorkerStats
@@ -50,9 +52,11 @@ class DispatcherSettings:
 @dataclass(frozen=True, slots=True)
 class _Cluster:
     """What every destination on one Kafka cluster shares: a producer (dead letters, park,
-    breaker state)."""
+    breaker state) and the consumer reading the park topics (a process holds only about 1,000
+    Kafka clients: see ``park_reader``)."""
 
     producer: AsyncProducer
+    park_readers: ParkReaders
 
     @classmethod
     def connect(cls, manifest: Manifest) -> _Cluster:
@@ -61,7 +65,8 @@ class _Cluster:
             producer_config(servers, security=security, logger=kafka_logger("producer"))
         )
         producer.start()
-        return cls(producer)
+        readers = ParkReaders(servers, logger=kafka_logger("park-reader"), **security)
+        return cls(producer, readers)
 
     async def close(self, flush_within: float) -> None:
         unsent = await asyncio.to_thread(self.producer.close, flush_within)
@@ -85,6 +90,7 @@ async def run_dispatcher(
     metrics = DeliveryMetrics()
     loop = asyncio.get_running_loop()
     metrics.watch_tasks(lambda: len(asyncio.all_tasks(loop)))
+    lookup_slots = LookupSlots(lookup_clients(sum(len(m.destinations) for m in manifests)))
     for manifest in manifests:
         cluster = clusters.get(manifest.bootstrap_servers)
         if cluster is None:
@@ -102,6 +108,8 @@ async def run_dispatcher(
                     bootstrap_servers=manifest.bootstrap_servers,
                     retention_ms=events[manifest.path].retention_ms,
                     producer=cluster.producer,
+                    lookup_slots=lookup_slots,
+                    park_readers=cluster.park_readers,
                     commit_interval=settings.commit_interval,
                     drain_timeout=settings.drain_timeout,
                     metrics=metrics,

@@ -2,22 +2,19 @@
 
 ``ParkWriter`` stores parked events and markers on the partition their events came from,
 making the topic first if need be.
-``ParkReader`` is a consumer *without* group membership (``assign``, never ``subscribe``) that
-reads the park partitions a worker owns: first from the checkpoint to the end (recovery), then
-on (replay requests from ``dispatcher replay``). ``read_park`` reads partitions to their end
-in one go, for the commands.
+The worker reads its park partitions through ``park_reader``; ``read_park`` reads partitions
+to their end in one go, for the commands.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from dispatcher import park_records
 from dispatcher.commits import parse_checkpoint
@@ -30,7 +27,7 @@ from eventlog.clients import consumer_config
 from eventlog.exceptions import EventDeliveryError
 from eventlog.producer import AsyncProducer
 
-__all__ = ["ParkReader", "ParkWriter", "ReadRecord", "load_book", "read_park"]
+__all__ = ["ParkWriter", "ReadRecord", "decode_message", "load_book", "read_park"]
 
 
 class ParkWriter:
@@ -103,37 +100,6 @@ class ParkWriter:
             partition=partition, what=what, retry_interval=self._retry_interval,
         )  # fmt: skip
         return delivered.offset
-
-
-class ParkReader:
-    """Reads a worker's park partitions, without joining any consumer group."""
-
-    def __init__(self, bootstrap_servers: str, topic: str, **overrides: Any) -> None:
-        self.topic = topic
-        config = consumer_config(bootstrap_servers, f"park-reader-{uuid.uuid4().hex}")
-        config.update({"auto.offset.reset": "earliest", "enable.partition.eof": True})
-        config.update(overrides)
-        self._consumer = Consumer(config)
-        self._assigned: set[int] = set()
-
-    def assign(self, partition: int, offset: int | None) -> None:
-        start = OFFSET_BEGINNING if offset is None else offset
-        self._consumer.incremental_assign([TopicPartition(self.topic, partition, start)])
-        self._assigned.add(partition)
-
-    def unassign(self, partition: int) -> None:
-        if partition in self._assigned:
-            self._assigned.discard(partition)
-            self._consumer.incremental_unassign([TopicPartition(self.topic, partition)])
-
-    def poll(self, limit: int = 500, timeout: float = 0) -> list[Message]:
-        """What arrived, without waiting (safe to call from the event loop)."""
-        if not self._assigned:
-            return []
-        return list(self._consumer.consume(num_messages=limit, timeout=timeout))
-
-    def close(self) -> None:
-        self._consumer.close()
 
 
 @dataclass(frozen=True, slots=True)

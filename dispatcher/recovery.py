@@ -22,7 +22,8 @@ from dispatcher import park_records
 from dispatcher.buffer import Buffer
 from dispatcher.commits import parse_checkpoint
 from dispatcher.lookups import Lookups, NoSuchTopic, ask_until_answered
-from dispatcher.park_store import ParkReader, ReadRecord, decode_message
+from dispatcher.park_reader import ParkReader
+from dispatcher.park_store import ReadRecord, decode_message
 from dispatcher.parking import ParkBook, recover
 from dispatcher.partitions import Partitions
 from dispatcher.replayer import Replayer

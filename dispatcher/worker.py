@@ -43,10 +43,11 @@ from dispatcher.deliveries import Deliveries
 from dispatcher.destinations import Destination
 from dispatcher.fetching import Fetcher
 from dispatcher.gate import DestinationGate
-from dispatcher.lookups import ConsumerLookups, Lookups
+from dispatcher.lookups import ConsumerLookups, Lookups, LookupSlots
 from dispatcher.manifest import DestinationSpec, Manifest
 from dispatcher.metrics import DeliveryMetrics
-from dispatcher.park_store import ParkReader, ParkWriter
+from dispatcher.park_reader import ParkReader, ParkReaders
+from dispatcher.park_store import ParkWriter
 from dispatcher.parking import ParkBook, PoisonGuard
 from dispatcher.partitions import Partitions
 from dispatcher.pipeline import Pipeline, WorkerStats
@@ -96,6 +97,8 @@ class DestinationWorker:
         metrics: DeliveryMetrics | None = None,
         consumer_overrides: dict[str, Any] | None = None,
         consumer_factory: Callable[[dict[str, Any]], Consumer] = Consumer,
+        lookup_slots: LookupSlots | None = None,
+        park_readers: ParkReaders | None = None,
         reader_factory: Callable[[], ParkReader] | None = None,
     ) -> None:
         self.name = spec.name
@@ -120,9 +123,13 @@ class DestinationWorker:
         self._consumer_factory = consumer_factory
         self._lookups = lookups or ConsumerLookups(
             bootstrap_servers, self.group_id, security=manifest.security,
-            logger=kafka_logger("lookups", destination=spec.name),
+            logger=kafka_logger("lookups", destination=spec.name), slots=lookup_slots,
         )  # fmt: skip
-        reader_logger = kafka_logger("park-reader", destination=spec.name)
+        # The process's shared park consumer; a worker on its own gets one of its own.
+        readers = park_readers or ParkReaders(
+            bootstrap_servers, logger=kafka_logger("park-reader", destination=spec.name),
+            **manifest.security,
+        )  # fmt: skip
         self._destination = destination
         self._wake = asyncio.Event()
         self._publisher = StatePublisher(producer, f"{manifest.topic}.dispatcher-state", self.name)
@@ -150,11 +157,7 @@ class DestinationWorker:
             park_made=lambda: park.made,
             lookups=self._lookups, partitions=partitions, book=book, buffer=buffer,
             replayer=replayer,
-            reader_factory=reader_factory or (
-                lambda: ParkReader(
-                    bootstrap_servers, park.topic, logger=reader_logger, **manifest.security
-                )
-            ),
+            reader_factory=reader_factory or (lambda: readers.reader(park.topic)),
         )  # fmt: skip
         self._deliveries = deliveries = Deliveries(
             name=self.name, topic=self._topic, group_id=self.group_id, pipeline=pipeline,

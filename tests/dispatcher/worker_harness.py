@@ -17,8 +17,9 @@ from dispatcher.durations import Duration
 from dispatcher.exceptions import PermanentDeliveryError, RetryableDeliveryError
 from dispatcher.manifest import DestinationSpec, Manifest
 from dispatcher.metrics import DeliveryMetrics
+from dispatcher.park_reader import ParkReader
 from dispatcher.park_records import park_topic
-from dispatcher.park_store import ParkReader, ParkWriter
+from dispatcher.park_store import ParkWriter
 from dispatcher.parking import ParkingPolicy
 from dispatcher.retry import RetryPolicy
 from dispatcher.worker import DestinationWorker
