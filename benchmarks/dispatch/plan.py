@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from dispatcher.manifest import MAX_DESTINATIONS
+
 __all__ = [
     "ATTEMPT_TIMEOUT",
     "BARE",
@@ -88,7 +90,7 @@ FULL = Sizes(
     1000,
     (1, 16, 64, 256),
     window=12.0,
-    destinations=1000,
+    destinations=MAX_DESTINATIONS,
     batch=5,
     tracing_rounds=2,
     warmup=2.0,
