@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from opentelemetry import trace
 
@@ -54,6 +55,7 @@ class Deliveries:
         replayer: Replayer,
         chores: Chores,
         wake: asyncio.Event,
+        worth_a_turn: Callable[[int], bool],
         traced: bool,
     ) -> None:
         self._name = name
@@ -66,6 +68,7 @@ class Deliveries:
         self._replayer = replayer
         self._chores = chores
         self._wake = wake
+        self._worth_a_turn = worth_a_turn
         self._traced = traced
         self._tasks: dict[Key, tuple[asyncio.Task[None], Job]] = {}
         self.stopping = False
@@ -157,15 +160,19 @@ class Deliveries:
             return  # the partition was revoked meanwhile; its new owner redelivers
         del self._tasks[key]
         self._buffer.finish(key, job)
+        wake = True
         if verdict is Verdict.FINISHED:
             state.done(job.offset)
             if job.trace is not None:
                 state.uncommitted_traces.append((job.offset, job.trace))
             if job.user is not None and self._book.is_parked(job.partition, job.user):
                 self._replayer.on_parked((job.partition, job.user))
+            else:  # the fetch loop is woken only when the room freed lets it fetch more
+                wake = self._worth_a_turn(job.partition)
         elif verdict is Verdict.REPLAYED:
             self._chores.spawn(self._replayer.replayed(job))
         else:
             self._chores.spawn(self._replayer.failed(job, self._pipeline.last_error))
-        self._wake.set()
+        if wake:
+            self._wake.set()
         self.launch_ready()

@@ -16,7 +16,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from dispatcher.buffer import Buffer
 from dispatcher.chores import Chores
-from dispatcher.flow import Backpressure, Shares, paused_partitions
+from dispatcher.flow import Backpressure, Shares, frees_fetching, paused_partitions
 from dispatcher.gate import DestinationGate
 from dispatcher.jobs import job_from_message
 from dispatcher.manifest import DestinationSpec
@@ -88,6 +88,18 @@ class Fetcher:
             consumer.resume(resumed)
             self._refetch(consumer, resumed)
         self.paused = wanted
+
+    def worth_a_turn(self, partition: int) -> bool:
+        """Whether an event of ``partition`` leaving the buffer may let the fetch loop fetch
+        more (``flow.frees_fetching``); always while the breaker is not closed."""
+        if not self._gate.closed or self._pipeline.evacuated:
+            return True
+        buffer = self._buffer
+        return frees_fetching(
+            self._backpressure, self._shares, events=buffer.count, size=buffer.bytes,
+            partition=partition, held=buffer.per_partition.get(partition, 0),
+            partitions=len(self._partitions),
+        )  # fmt: skip
 
     def _refetch(self, consumer: Consumer, resumed: list[TopicPartition]) -> None:
         """Fetch resumed partitions now. librdkafka wakes its fetcher for a resumed partition

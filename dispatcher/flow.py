@@ -23,6 +23,10 @@ Four things stop fetching, each for its own reason:
 ``paused_partitions`` is recomputed on every turn of the fetch loop and the worker applies
 the difference, so no sequence of assignments, revocations and state changes can leave a
 partition fetching when it should not (or paused for good).
+
+``frees_fetching`` says whether an event leaving the buffer can un-pause anything, so a
+finished delivery wakes the fetch loop only then: at the hysteresis's lower edge, not once per
+delivery (a turn of the loop cost more than the rest of a delivery's own work at concurrency 1).
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Set
 from dataclasses import dataclass, field
 
-__all__ = ["Backpressure", "Shares", "paused_partitions"]
+__all__ = ["Backpressure", "Shares", "frees_fetching", "paused_partitions"]
 
 
 @dataclass(slots=True)
@@ -88,3 +92,25 @@ def paused_partitions(
     if breaker_holds:
         paused |= assigned & buffered_in
     return set(paused)
+
+
+def frees_fetching(
+    bound: Backpressure,
+    shares: Shares,
+    *,
+    events: int,
+    size: int,
+    partition: int,
+    held: int,
+    partitions: int,
+) -> bool:
+    """Whether a turn of the fetch loop may fetch more now that an event of ``partition`` left
+    the buffer (which holds ``events`` weighing ``size`` bytes, ``held`` of them from that
+    partition, with ``partitions`` assigned). False only while backpressure, or the
+    partition's share, keeps its pause: then the turn would find every partition as it was.
+    The breaker and recovery are not judged here."""
+    if bound.full:
+        return events <= bound.max_events // 2 and size <= bound.max_bytes // 2
+    if partition in shares.crowded:
+        return held <= shares.share(partitions) // 2
+    return True

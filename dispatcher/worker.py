@@ -159,11 +159,6 @@ class DestinationWorker:
             replayer=replayer,
             reader_factory=reader_factory or (lambda: readers.reader(park.topic)),
         )  # fmt: skip
-        self._deliveries = deliveries = Deliveries(
-            name=self.name, topic=self._topic, group_id=self.group_id, pipeline=pipeline,
-            partitions=partitions, buffer=buffer, book=book, replayer=replayer, chores=chores,
-            wake=self._wake, traced=tracing_enabled(),
-        )  # fmt: skip
         placement = Placement(
             name=self.name, topic=self._topic, group_id=self.group_id,
             start_from=manifest.start_from, lookups=self._lookups, partitions=partitions,
@@ -172,6 +167,11 @@ class DestinationWorker:
         self._fetcher = fetcher = Fetcher(
             name=self.name, topic=self._topic, spec=spec, partitions=partitions, buffer=buffer,
             gate=gate, pipeline=pipeline, placement=placement, chores=chores,
+        )  # fmt: skip
+        self._deliveries = deliveries = Deliveries(
+            name=self.name, topic=self._topic, group_id=self.group_id, pipeline=pipeline,
+            partitions=partitions, buffer=buffer, book=book, replayer=replayer, chores=chores,
+            wake=self._wake, worth_a_turn=fetcher.worth_a_turn, traced=tracing_enabled(),
         )  # fmt: skip
         self._rebalance = Rebalance(
             name=self.name, committer=self._committer, partitions=partitions, buffer=buffer,

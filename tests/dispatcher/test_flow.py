@@ -3,10 +3,10 @@ the breaker and recovery, as pure decisions."""
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
-from dispatcher.flow import Backpressure, Shares, paused_partitions
+from dispatcher.flow import Backpressure, Shares, frees_fetching, paused_partitions
 
 ALL = {0, 1, 2, 3}
 
@@ -63,3 +63,68 @@ def test_no_partition_fetches_while_holding_its_share(
         fetching = assigned - decide(assigned=assigned, crowded=crowded)
         assert all(held.get(p, 0) < share for p in fetching)
         assert all(held.get(p, 0) > 0 for p in crowded)  # an empty partition always fetches
+
+
+def test_a_finished_event_is_worth_a_turn_only_at_the_lower_edges() -> None:
+    bound, shares = Backpressure(max_events=10, max_bytes=1000), Shares(max_events=16)
+    assert bound.update(10, 100)
+    frees = {"size": 100, "partition": 0, "held": 0, "partitions": 4}
+    assert not frees_fetching(bound, shares, events=6, **frees)
+    assert frees_fetching(bound, shares, events=5, **frees)
+    assert not frees_fetching(bound, shares, events=5, **(frees | {"size": 501}))
+    bound.update(5, 100)
+    shares.update({1: 4}, ALL)  # partition 1 holds its share of four
+    assert not frees_fetching(bound, shares, events=3, **(frees | {"partition": 1, "held": 3}))
+    assert frees_fetching(bound, shares, events=2, **(frees | {"partition": 1, "held": 2}))
+    assert frees_fetching(bound, shares, events=3, **(frees | {"partition": 2, "held": 0}))
+
+
+counts = st.tuples(st.integers(0, 40), st.integers(0, 4000))
+
+
+@given(
+    max_events=st.integers(1, 32),
+    max_bytes=st.integers(1, 2000),
+    before=st.lists(counts, min_size=1, max_size=5),
+    held=held_maps,
+    assigned=assignments,
+    partition=st.integers(0, 5),
+    left=st.integers(0, 40),
+    after=counts,
+)
+# The edges: a crowded partition at exactly half its share; a full buffer at exactly half.
+@example(16, 1000, [(0, 0)], {1: 4}, ALL, 1, 2, (2, 0))
+@example(16, 1000, [(16, 0)], {1: 4}, ALL, 1, 4, (8, 500))
+def test_no_finished_event_that_could_resume_fetching_goes_unannounced(
+    max_events: int,
+    max_bytes: int,
+    before: list[tuple[int, int]],
+    held: dict[int, int],
+    assigned: set[int],
+    partition: int,
+    left: int,
+    after: tuple[int, int],
+) -> None:
+    """Whatever state the last turn left, if ``frees_fetching`` says no, the next turn would
+    pause exactly what the last one paused."""
+    bound, shares = Backpressure(max_events, max_bytes), Shares(max_events)
+    for events, size in before:
+        bound.update(events, size)
+    crowded = shares.update(held, assigned)
+    paused = decide(assigned=assigned, full=bound.full, crowded=crowded)
+    # Since that turn some of the partition's events left (this one last).
+    held_after = dict(held)
+    held_after[partition] = min(left, held.get(partition, 0))
+    events, size = after
+    if frees_fetching(
+        bound, shares, events=events, size=size, partition=partition,
+        held=held_after[partition], partitions=len(assigned),
+    ):  # fmt: skip
+        return
+    next_bound, next_shares = Backpressure(max_events, max_bytes, bound.full), Shares(
+        max_events, set(shares.crowded)
+    )
+    full = next_bound.update(events, size)
+    unchanged = {p: n for p, n in held.items() if p != partition}
+    crowded_after = next_shares.update(unchanged | {partition: held_after[partition]}, assigned)
+    assert decide(assigned=assigned, full=full, crowded=crowded_after) >= paused
