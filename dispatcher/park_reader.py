@@ -118,7 +118,8 @@ class ParkReaders:
         return [TopicPartition(topic, p) for p in sorted(self._assigned.get(topic, ()))]
 
     def release(self, topic: str) -> None:
-        """``topic``'s reader is done; the consumer closes with the last one (blocking)."""
+        """``topic``'s reader is done; the consumer closes with the last one (blocking, but
+        outside the lock: the other readers' releases need not wait for it)."""
         with self._lock:
             partitions = self._partitions(topic)
             self._inboxes.pop(topic, None)
@@ -132,7 +133,7 @@ class ParkReaders:
                     consumer.incremental_unassign(partitions)
                 return
             self._consumer = None
-            consumer.close()
+        consumer.close()
 
 
 class ParkReader:
