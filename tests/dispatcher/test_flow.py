@@ -93,9 +93,16 @@ counts = st.tuples(st.integers(0, 40), st.integers(0, 4000))
     after=counts,
 )
 # The edges: a crowded partition at exactly half its share; a full buffer at exactly half.
-@example(16, 1000, [(0, 0)], {1: 4}, ALL, 1, 2, (2, 0))
-@example(16, 1000, [(16, 0)], {1: 4}, ALL, 1, 4, (8, 500))
+@example(
+    max_events=16, max_bytes=1000, before=[(0, 0)], held={1: 4}, assigned=ALL, partition=1,
+    left=2, after=(2, 0),
+)  # fmt: skip
+@example(
+    max_events=16, max_bytes=1000, before=[(16, 0)], held={1: 4}, assigned=ALL, partition=1,
+    left=4, after=(8, 500),
+)  # fmt: skip
 def test_no_finished_event_that_could_resume_fetching_goes_unannounced(
+    *,
     max_events: int,
     max_bytes: int,
     before: list[tuple[int, int]],
@@ -121,8 +128,9 @@ def test_no_finished_event_that_could_resume_fetching_goes_unannounced(
         held=held_after[partition], partitions=len(assigned),
     ):  # fmt: skip
         return
-    next_bound, next_shares = Backpressure(max_events, max_bytes, bound.full), Shares(
-        max_events, set(shares.crowded)
+    next_bound, next_shares = (
+        Backpressure(max_events, max_bytes, bound.full),
+        Shares(max_events, set(shares.crowded)),
     )
     full = next_bound.update(events, size)
     unchanged = {p: n for p, n in held.items() if p != partition}
