@@ -26,7 +26,6 @@ import asyncio
 import contextlib
 import gc
 import logging
-import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -143,7 +142,6 @@ class ConsumerLookups:
         self._idle_close = idle_close
         self._slots = slots or LookupSlots()
         self._opening = asyncio.Lock()
-        self._lock = threading.Lock()
         self._consumer: Consumer | None = None
         self._asking = 0
         self._quiet = asyncio.Event()
@@ -233,13 +231,12 @@ class ConsumerLookups:
                 except BaseException:
                     self._slots.give_back()
                     raise
-                with self._lock:
-                    self._consumer = consumer
+                self._consumer = consumer
             return self._consumer
 
     async def _close_open(self) -> None:
         """Close the lookup consumer if one is open, and give its slot back."""
-        consumer = self._take()
+        consumer, self._consumer = self._consumer, None
         if consumer is None:
             return
         try:
@@ -247,11 +244,6 @@ class ConsumerLookups:
         finally:
             del consumer  # its thread-local key is freed with the object
             self._slots.give_back()
-
-    def _take(self) -> Consumer | None:
-        with self._lock:
-            consumer, self._consumer = self._consumer, None
-            return consumer
 
     async def _close_when_idle(self) -> None:
         while True:
