@@ -71,11 +71,10 @@ class Fetcher:
         """Pause and resume partitions so exactly those ``flow`` says fetch."""
         buffer, assigned = self._buffer, self._partitions.numbers()
         full = self._backpressure.update(buffer.count, buffer.bytes)
-        breaker_holds = not self._gate.closed and not self._pipeline.evacuated
         wanted = paused_partitions(
             assigned=assigned, full=full,
             crowded=self._shares.update(buffer.per_partition, assigned),
-            breaker_holds=breaker_holds, buffered_in=buffer.partitions_with_work(),
+            breaker_holds=self._breaker_holds, buffered_in=buffer.partitions_with_work(),
             recovering=self._partitions.recovering(),
         )  # fmt: skip
         if wanted == self.paused:
@@ -89,10 +88,16 @@ class Fetcher:
             self._refetch(consumer, resumed)
         self.paused = wanted
 
+    @property
+    def _breaker_holds(self) -> bool:
+        """The breaker stops fetching (not while the retention guard evacuates)."""
+        return not self._gate.closed and not self._pipeline.evacuated
+
     def worth_a_turn(self, partition: int) -> bool:
         """Whether an event of ``partition`` leaving the buffer may let the fetch loop fetch
-        more (``flow.frees_fetching``); always while the breaker is not closed."""
-        if not self._gate.closed or self._pipeline.evacuated:
+        more (``flow.frees_fetching``); always while the breaker holds partitions, which an
+        emptied partition leaves."""
+        if self._breaker_holds:
             return True
         buffer = self._buffer
         return frees_fetching(
