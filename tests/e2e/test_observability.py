@@ -214,7 +214,13 @@ def test_metrics_count_what_the_destinations_received(stack: Stack, sink: HttpSi
 
     url = f"http://127.0.0.1:{port}/metrics"
     deadline = time.monotonic() + 10
-    while metric(scrape(url), "delivery_events_total", destination="flaky") < 12:
+    # The sink records a request on arrival, the dispatcher counts it once answered: wait for
+    # both destinations' counts.
+    while not (
+        metric(text := scrape(url), "delivery_events_total", destination="flaky") >= 12
+        and metric(text, "delivery_latency_seconds_count", destination="good") >= 12
+        and metric(text, "delivery_in_flight", destination="good") == 0
+    ):
         assert time.monotonic() < deadline
         time.sleep(0.1)
     text = scrape(url)
