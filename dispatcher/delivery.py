@@ -40,6 +40,7 @@ from dispatcher.exceptions import (
 from dispatcher.gate import DestinationGate, Pass
 from dispatcher.metrics import DeliveryMetrics
 from dispatcher.retry import MAX_RETRY_AFTER, RetryPolicy, next_backoff
+from dispatcher.timeouts import Timeouts
 from eventlog import semconv
 from eventlog.record import Event
 
@@ -88,7 +89,7 @@ async def deliver(
     *,
     gate: DestinationGate,
     name: str,
-    attempt_timeout: float,
+    attempt_timeout: float | Timeouts,
     policy: RetryPolicy,
     deadline: float | None = None,
     metrics: DeliveryMetrics | None = None,
@@ -96,12 +97,16 @@ async def deliver(
 ) -> Outcome:
     """Try ``destination.send(event)`` until it is delivered, refused or exhausted.
 
-    ``deadline`` (wall-clock seconds): past it, an event waiting for a down destination stops
-    waiting (``Result.EVACUATE``). Cancellation (shutdown, revoked partition) propagates: the
-    event then counts as unfinished.
+    ``attempt_timeout`` bounds each attempt: seconds, or the destination's ``Timeouts`` (one
+    timer for all its attempts). ``deadline`` (wall-clock seconds): past it, an event waiting
+    for a down destination stops waiting (``Result.EVACUATE``). Cancellation (shutdown, revoked
+    partition) propagates: the event then counts as unfinished.
     """
     attempts = _Attempts(
-        destination=destination, event=event, name=name, timeout=attempt_timeout,
+        destination=destination, event=event, name=name,
+        timeouts=(
+            attempt_timeout if isinstance(attempt_timeout, Timeouts) else Timeouts(attempt_timeout)
+        ),
         gate=gate, deadline=deadline, metrics=metrics, traced=traced,
     )  # fmt: skip
     try:
@@ -132,7 +137,7 @@ class _Attempts:
         destination: Destination,
         event: Event,
         name: str,
-        timeout: float,
+        timeouts: Timeouts,
         gate: DestinationGate,
         deadline: float | None,
         metrics: DeliveryMetrics | None,
@@ -141,7 +146,7 @@ class _Attempts:
         self._destination = destination
         self._event = event
         self._name = name
-        self._timeout = timeout
+        self._timeouts = timeouts
         self._gate = gate
         self._deadline = deadline
         self._metrics = metrics
@@ -262,10 +267,10 @@ class _Attempts:
 
     async def _attempt(self) -> None:
         try:
-            async with asyncio.timeout(self._timeout):
+            with self._timeouts.bound():
                 await self._destination.send(self._event)
         except TimeoutError as exc:
-            error: DeliveryError = AttemptTimeout(f"timed out after {self._timeout:g}s")
+            error: DeliveryError = AttemptTimeout(f"timed out after {self._timeouts.seconds:g}s")
             error.__cause__ = exc
         except DeliveryError as exc:
             error = exc

@@ -32,6 +32,7 @@ from dispatcher.manifest import DestinationSpec
 from dispatcher.metrics import DeliveryMetrics
 from dispatcher.park_store import ParkWriter
 from dispatcher.parking import ParkBook, ParkedEvent, PoisonGuard
+from dispatcher.timeouts import Timeouts
 from eventlog import semconv
 
 __all__ = ["Pipeline", "Verdict", "WorkerStats"]
@@ -91,6 +92,7 @@ class Pipeline:
         self.stats = stats
         self._retention_ms = retention_ms
         self._traced = traced
+        self._timeouts = Timeouts(spec.timeout)
         self.evacuated = False
         """Set when the retention guard parked an event; the worker clears it on recovery."""
         self.last_error = ""
@@ -147,7 +149,7 @@ class Pipeline:
             job.event,
             gate=self._gate,
             name=self.name,
-            attempt_timeout=self._spec.timeout,
+            attempt_timeout=self._timeouts,
             policy=self._spec.retry,
             deadline=deadline,
             metrics=self._metrics,
