@@ -23,6 +23,7 @@ from dispatcher.destinations import TYPES
 from dispatcher.gate import DestinationGate
 from dispatcher.manifest import DestinationSpec, Manifest
 from dispatcher.tables import format_table
+from dispatcher.timeouts import Timeouts
 from dispatcher.topic_reader import read_to_end
 from eventlog.exceptions import RecordFormatError
 from eventlog.record import Event, decode
@@ -103,6 +104,7 @@ async def redrive(
     destination = TYPES[spec.type].create(spec.name, spec.options, spec.concurrency)
     transitions: list[Transition] = []
     gate = DestinationGate(spec.breaker, on_transition=transitions.append)
+    timeouts = Timeouts(spec.timeout)
     results: list[tuple[Letter, Outcome | str]] = []
     try:
         for letter in letters:
@@ -113,7 +115,7 @@ async def redrive(
                 async with asyncio.timeout(each_within):
                     outcome: Outcome | str = await deliver(
                         destination, letter.event, gate=gate, name=spec.name,
-                        attempt_timeout=spec.timeout, policy=spec.retry,
+                        timeouts=timeouts, policy=spec.retry,
                     )  # fmt: skip
             except TimeoutError:
                 outcome = f"not delivered within {each_within:g}s (destination down?)"

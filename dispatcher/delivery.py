@@ -89,7 +89,7 @@ async def deliver(
     *,
     gate: DestinationGate,
     name: str,
-    attempt_timeout: float | Timeouts,
+    timeouts: Timeouts,
     policy: RetryPolicy,
     deadline: float | None = None,
     metrics: DeliveryMetrics | None = None,
@@ -97,16 +97,13 @@ async def deliver(
 ) -> Outcome:
     """Try ``destination.send(event)`` until it is delivered, refused or exhausted.
 
-    ``attempt_timeout`` bounds each attempt: seconds, or the destination's ``Timeouts`` (one
-    timer for all its attempts). ``deadline`` (wall-clock seconds): past it, an event waiting
-    for a down destination stops waiting (``Result.EVACUATE``). Cancellation (shutdown, revoked
-    partition) propagates: the event then counts as unfinished.
+    ``timeouts`` bounds each attempt (the destination's: one timer for all its attempts).
+    ``deadline`` (wall-clock seconds): past it, an event waiting for a down destination stops
+    waiting (``Result.EVACUATE``). Cancellation (shutdown, revoked partition) propagates: the
+    event then counts as unfinished.
     """
     attempts = _Attempts(
-        destination=destination, event=event, name=name,
-        timeouts=(
-            attempt_timeout if isinstance(attempt_timeout, Timeouts) else Timeouts(attempt_timeout)
-        ),
+        destination=destination, event=event, name=name, timeouts=timeouts,
         gate=gate, deadline=deadline, metrics=metrics, traced=traced,
     )  # fmt: skip
     try:

@@ -149,7 +149,7 @@ class Pipeline:
             job.event,
             gate=self._gate,
             name=self.name,
-            attempt_timeout=self._timeouts,
+            timeouts=self._timeouts,
             policy=self._spec.retry,
             deadline=deadline,
             metrics=self._metrics,

@@ -20,6 +20,7 @@ from dispatcher.exceptions import (
 )
 from dispatcher.gate import DestinationGate
 from dispatcher.retry import RetryPolicy
+from dispatcher.timeouts import Timeouts
 from eventlog.record import Event
 
 EVENT = Event(id="e-1", user_id="alice", payload="hi", received_at_ms=0)
@@ -47,20 +48,20 @@ async def send(
 ) -> Outcome:
     return await deliver(
         destination, EVENT, gate=gate or make_gate(), name="demo",
-        attempt_timeout=attempt_timeout, policy=policy, deadline=deadline,
+        timeouts=Timeouts(attempt_timeout), policy=policy, deadline=deadline,
     )  # fmt: skip
 
 
 async def test_success_takes_one_attempt() -> None:
     outcome = await deliver(
-        mock("succeed"), EVENT, gate=make_gate(), name="d", attempt_timeout=1, policy=FAST
+        mock("succeed"), EVENT, gate=make_gate(), name="d", timeouts=Timeouts(1), policy=FAST
     )
     assert (outcome.result, outcome.attempts, outcome.error) == (Result.DELIVERED, 1, None)
 
 
 async def test_always_failing_gets_one_plus_max_retries_attempts() -> None:
     outcome = await deliver(
-        mock("fail"), EVENT, gate=make_gate(), name="d", attempt_timeout=1, policy=FAST
+        mock("fail"), EVENT, gate=make_gate(), name="d", timeouts=Timeouts(1), policy=FAST
     )
     assert outcome.result is Result.EXHAUSTED
     assert outcome.attempts == 4
@@ -70,7 +71,7 @@ async def test_always_failing_gets_one_plus_max_retries_attempts() -> None:
 async def test_a_single_attempt_policy_gives_up_after_one() -> None:
     once = RetryPolicy(max_retries=0)
     outcome = await deliver(
-        mock("fail"), EVENT, gate=make_gate(), name="d", attempt_timeout=1, policy=once
+        mock("fail"), EVENT, gate=make_gate(), name="d", timeouts=Timeouts(1), policy=once
     )
     assert (outcome.result, outcome.attempts) == (Result.EXHAUSTED, 1)
 
@@ -80,7 +81,7 @@ async def test_fail_first_is_delivered_on_the_second_attempt() -> None:
     for event_id in ("a", "b"):
         event = Event(id=event_id, user_id="u", payload="p", received_at_ms=0)
         outcome = await deliver(
-            destination, event, gate=make_gate(), name="d", attempt_timeout=1, policy=FAST
+            destination, event, gate=make_gate(), name="d", timeouts=Timeouts(1), policy=FAST
         )
         assert (outcome.delivered, outcome.attempts) == (True, 2)
 
@@ -88,7 +89,7 @@ async def test_fail_first_is_delivered_on_the_second_attempt() -> None:
 async def test_a_hanging_destination_is_cut_off_by_the_attempt_timeout() -> None:
     started = time.monotonic()
     outcome = await deliver(
-        mock("timeout"), EVENT, gate=make_gate(), name="d", attempt_timeout=0.05, policy=FAST
+        mock("timeout"), EVENT, gate=make_gate(), name="d", timeouts=Timeouts(0.05), policy=FAST
     )
     elapsed = time.monotonic() - started
     assert outcome.attempts == 4

@@ -22,6 +22,7 @@ from dispatcher.exceptions import DeliveryError, ManifestError
 from dispatcher.gate import DestinationGate
 from dispatcher.manifest import load_manifest
 from dispatcher.retry import RetryPolicy
+from dispatcher.timeouts import Timeouts
 from eventlog.record import Event
 from tests.dispatcher.destinations.conftest import MakeDestination
 from tests.support.webhook_receiver import WebhookReceiver, verifies
@@ -80,7 +81,7 @@ async def test_a_retried_attempt_keeps_the_id_and_is_signed_afresh(
         )
         try:
             outcome = await delivery.deliver(
-                destination, EVENTS[0], gate=gate, name="hook", attempt_timeout=5, policy=policy
+                destination, EVENTS[0], gate=gate, name="hook", timeouts=Timeouts(5), policy=policy
             )
         finally:
             await destination.close()
