@@ -18,7 +18,7 @@ import yaml
 from benchmarks.dispatch import bare_client, with_client
 from benchmarks.dispatch.events import preload
 from benchmarks.dispatch.plan import ATTEMPT_TIMEOUT, BARE, DISPATCHER, PARTITIONS, Plan
-from benchmarks.dispatch.runs import Run, measure
+from benchmarks.dispatch.runs import InFlight, Run, measure
 from benchmarks.dispatch.sink import SinkClient, sink
 from benchmarks.dispatch.supervised import supervised_argv
 from benchmarks.kafka import Scratch, local_broker_pid
@@ -155,7 +155,9 @@ class Bench:
             argv = supervised_argv(options, processes, port)
         with self.started(name, argv, env, tree=processes > 1) as client:
             client.metrics_urls = [f"http://127.0.0.1:{port + i}/metrics" for i in range(processes)]
-            return self.measure(client, label, latency_ms, concurrency, window=window)
+            return self.measure(
+                client, label, latency_ms, concurrency, window=window, processes=processes
+            )
 
     def measure(
         self,
@@ -165,8 +167,10 @@ class Bench:
         concurrency: int,
         *,
         window: float | None = None,
+        processes: int = 1,
     ) -> Run:
-        """``measure`` a run with the plan's sizes, saying how it went on stderr."""
+        """``measure`` a run with the plan's sizes, saying how it went on stderr; the client
+        runs ``processes`` processes of ``concurrency`` slots each."""
         click.echo(f"  {label} latency={latency_ms}ms concurrency={concurrency} ...", err=True)
         run = measure(
             client,
@@ -176,6 +180,9 @@ class Bench:
             concurrency=concurrency,
             deliveries=self.plan.events,
             window=self.plan.window if window is None else window,
+            in_flight=InFlight.for_load(
+                concurrency * processes, events=self.plan.events, users=self.plan.users
+            ),
             warmup=self.plan.warmup,
             broker=self.broker,
         )

@@ -101,7 +101,11 @@ def _header(report: Report) -> str:
             " counts the whole run). CPU is of the whole process (all threads) unless it says"
             " 'loop' (the main thread, where the event loop runs), as % of one core over the"
             " measured window, or per delivery. Mean in flight is the dispatcher's own"
-            " `delivery_in_flight` gauge, scraped every 0.5 s.",
+            " `delivery_in_flight` gauge, scraped every 0.2 s, over the reads taken while at"
+            " least `concurrency` users still had events to deliver (the goal's condition:"
+            " no user has more than events / users of them, so while concurrency x events /"
+            " users are undelivered, that many users wait); 'whole window' is over every read,"
+            " the end of the run's drain included.",
             "",
             "What bounds the numbers: the machine's cores are shared by the client measured,"
             " the sink, the broker and the benchmark; 'machine busy' says how much of all of"
@@ -143,7 +147,8 @@ def _shown(value: float | None, spec: str) -> str:
 def _rates_table(runs: list[Run]) -> str:
     header = [
         *("client", "sink latency ms", "concurrency", "deliveries", "seconds", "deliveries/s"),
-        *("x bare", "mean in flight", "in flight / concurrency", "machine busy %"),
+        *("x bare", "mean in flight", "in flight / concurrency", "in flight, whole window"),
+        "machine busy %",
         *("broker CPU %", "peak RSS MiB", "threads", "bound by", "ended by"),
     ]
     rows = [
@@ -157,6 +162,7 @@ def _rates_table(runs: list[Run]) -> str:
             _shown(_ratio(run, _bare_for(runs, run)), ".2f"),
             _shown(run.in_flight, ".0f"),
             _shown(run.in_flight_share, ".2f"),
+            _shown(run.in_flight_whole, ".0f"),
             f"{100 * run.machine_busy:.0f}",
             "-" if run.broker_used is None else f"{run.percent(run.broker_used.cpu):.0f}",
             f"{run.peak_rss / (1 << 20):.0f}",

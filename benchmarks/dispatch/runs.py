@@ -4,8 +4,9 @@ concurrency, watched from its first arrival until it is done, and what it used m
 from __future__ import annotations
 
 import itertools
+import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psutil
@@ -15,10 +16,10 @@ from benchmarks.exceptions import BenchError
 from benchmarks.measure import POLL_INTERVAL, Counters, ProcessWatch, mean, read_metric
 from benchmarks.processes import Child
 
-__all__ = ["Run", "measure"]
+__all__ = ["InFlight", "Run", "measure"]
 
 IN_FLIGHT_GAUGE = "delivery_in_flight"
-IN_FLIGHT_EVERY = 5
+IN_FLIGHT_EVERY = 2
 """Polls between reads of the dispatcher's in-flight gauge (a scrape costs it some CPU)."""
 FIRST_DELIVERY_TIMEOUT = 60.0
 """Seconds a client may take to start (import, join its group, fetch) before the run fails."""
@@ -52,8 +53,12 @@ class Run:
     ended_by: str
     """``all events``, ``window``, ``stalled`` or ``exited``."""
     in_flight: float | None = None
-    """Mean of the dispatcher's ``delivery_in_flight`` gauge over the window: how much of
-    ``concurrency`` it actually used (``None`` for the bare client)."""
+    """Mean of the dispatcher's ``delivery_in_flight`` gauge over the window while at least
+    ``concurrency`` users had events left to deliver (``InFlight``): how much of
+    ``concurrency`` it used when it could have used all of it (``None`` for the bare client,
+    or when no read qualified)."""
+    in_flight_whole: float | None = None
+    """The same over every read in the window, the end of the run's drain included."""
     machine_busy: float = 0.0
     """Share of all the machine's cores busy over the window (anyone's work): near 1, the
     machine and not the client bounded the rate."""
@@ -77,6 +82,38 @@ class Run:
         return None if self.in_flight is None else self.in_flight / self.concurrency
 
 
+@dataclass(slots=True)
+class InFlight:
+    """Reads of the in-flight gauge, and which of them the goal judges.
+
+    The goal asks for ``concurrency`` in flight *whenever at least that many users are
+    waiting*. Near the end of a run users run out: a read there (or one after the last
+    delivery) says nothing about starvation. The events are pre-loaded round robin, so no user
+    has more than ``events_per_user`` of them; while at least ``concurrency x
+    events_per_user`` events are undelivered, at least ``concurrency`` users are waiting. The
+    count of undelivered events is taken after the read, so it errs on the side of leaving a
+    read out (the sink counts repeated attempts too, which errs the same way)."""
+
+    slots: int
+    """Deliveries the client may have in flight (all its processes)."""
+    events_per_user: int
+    busy: list[float] = field(default_factory=list)
+    whole: list[float] = field(default_factory=list)
+
+    @classmethod
+    def for_load(cls, slots: int, *, events: int, users: int) -> InFlight:
+        return cls(slots, math.ceil(events / max(1, users)))
+
+    def add(self, value: float | None, *, undelivered: int) -> None:
+        """A read of the gauge (``None``: a process did not answer), with the events not yet
+        delivered counted just after it."""
+        if value is None:
+            return
+        self.whole.append(value)
+        if undelivered >= self.slots * self.events_per_user:
+            self.busy.append(value)
+
+
 def measure(
     client: Child,
     sink: SinkClient,
@@ -86,13 +123,15 @@ def measure(
     concurrency: int,
     deliveries: int,
     window: float,
+    in_flight: InFlight,
     warmup: float = 0.0,
     broker: ProcessWatch | None = None,
 ) -> Run:
     """Watch the sink count ``client``'s deliveries from ``warmup`` seconds after the first
     one until ``deliveries`` arrived, ``window`` seconds passed, arrivals stalled, or the
     client exited. The warm-up leaves a client's start (a new consumer group positioning its
-    partitions, connections opening) out of the rate, the CPU and the in-flight figures."""
+    partitions, connections opening) out of the rate, the CPU and the in-flight figures;
+    ``in_flight`` collects the reads of the client's in-flight gauge."""
     started = time.monotonic()
     while (stats := sink.stats()).count == 0:
         if not client.running() or time.monotonic() - started > FIRST_DELIVERY_TIMEOUT:
@@ -113,11 +152,11 @@ def measure(
     machine0 = psutil.cpu_times()
     t0, first_count = time.monotonic(), stats.count
     seen, progressed = stats.count, t0
-    in_flight: list[float | None] = []
     for polls in itertools.count(1):
         time.sleep(POLL_INTERVAL)
         if client.metrics_urls and polls % IN_FLIGHT_EVERY == 0:
-            in_flight.append(_in_flight(client.metrics_urls))
+            value = _in_flight(client.metrics_urls)
+            in_flight.add(value, undelivered=deliveries - sink.stats().count)
         exited = not client.running()
         client_now, sink_now = (watch.sample() for watch in watches)
         stats, now = sink.stats(), time.monotonic()
@@ -146,7 +185,8 @@ def measure(
         peak_rss=client.watch.peak_rss,
         threads=client.watch.threads,
         ended_by=ended_by,
-        in_flight=mean([value for value in in_flight if value is not None]),
+        in_flight=mean(in_flight.busy),
+        in_flight_whole=mean(in_flight.whole),
         machine_busy=_busy_share(machine0, psutil.cpu_times()),
         broker_used=broker_used,
     )
