@@ -73,11 +73,12 @@ def consumer_config(
         # buffer; big ones fill it with a few partitions' users and starve its concurrency.
         "max.partition.fetch.bytes": 65_536,
         # The broker answers a fetch as soon as data arrives, so a lone event is not held up
-        # either way; but a partition resumed after a pause waits for the fetch in flight,
-        # which an idle partition's long poll can keep for all of this. At 500 ms a
-        # 1,000-event buffer kept 0.3 of 256 slots busy, at 100 ms 0.7, with 2,000 all of
-        # them (benchmarks/results/dispatch.md, "Buffer size"). Idle, a consumer asks ten
-        # times a second.
+        # either way; but a partition resumed after a pause is fetched again only once the
+        # fetch in flight returns, and when everything fetchable was read to the end of the
+        # log that fetch is a long poll held for all of this (its offset validation after
+        # the seek waits behind it too). What a resumed partition still holds must last that
+        # long: see docs/processes.md, "What starves the pipeline". Idle, a consumer asks
+        # ten times a second, which is what a process of hundreds of destinations pays.
         "fetch.wait.max.ms": 100,
         # After a pause/resume, fetch again soon (librdkafka's default waits a second).
         "fetch.queue.backoff.ms": 50,
