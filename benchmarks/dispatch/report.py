@@ -101,7 +101,7 @@ def _header(report: Report) -> str:
             " counts the whole run). CPU is of the whole process (all threads) unless it says"
             " 'loop' (the main thread, where the event loop runs), as % of one core over the"
             " measured window, or per delivery. Mean in flight is the dispatcher's own"
-            " `delivery_in_flight` gauge, scraped every 0.2 s, over the reads taken while at"
+            " `delivery_in_flight` gauge, scraped every 0.5 s, over the reads taken while at"
             " least `concurrency` users still had events to deliver (the goal's condition:"
             " no user has more than events / users of them, so while concurrency x events /"
             " users are undelivered, that many users wait); 'whole window' is over every read,"
