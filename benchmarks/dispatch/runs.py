@@ -157,12 +157,12 @@ def measure(
     seen, progressed = stats.count, t0
     for polls in itertools.count(1):
         time.sleep(POLL_INTERVAL)
-        if client.metrics_urls and polls % IN_FLIGHT_EVERY == 0:
-            value = _in_flight(client.metrics_urls)
-            in_flight.add(value, undelivered=deliveries - sink.stats().count)
+        reading = bool(client.metrics_urls) and polls % IN_FLIGHT_EVERY == 0
+        value = _in_flight(client.metrics_urls) if reading else None
         exited = not client.running()
         client_now, sink_now = (watch.sample() for watch in watches)
         stats, now = sink.stats(), time.monotonic()
+        in_flight.add(value, undelivered=deliveries - stats.count)  # counted after the read
         if stats.count > seen:
             seen, progressed = stats.count, now
         ended_by = _ended_by(
