@@ -1,8 +1,12 @@
 """Running one worker's deliveries: a task per event in flight, and what its verdict means.
 
-``launch_ready`` starts a task for each event the buffer lets go (one per user, at most
-``concurrency``); the task runs the event through ``Pipeline.handle`` (inside the event's
-CONSUMER span when tracing) and its verdict is applied on the loop:
+``launch_ready`` starts a *lane* (a task) for each event the buffer lets go (one per user, at
+most ``concurrency``). A lane runs its event through ``Pipeline.handle`` (inside the event's
+CONSUMER span when tracing), applies the verdict, and goes on with the next event the buffer
+lets go, in the same task: the slot its event freed is the one it fills. A lane ends when no
+event may go; the fetch loop starts new ones when it has buffered more. A task per event
+would cost the loop a task's creation, scheduling and teardown each time (issue 14). The
+verdicts:
 
 * ``FINISHED``: the live event is done with; its offset may be committed;
 * ``REPLAYED`` / ``REPLAY_FAILED``: the replayer goes on with the user's parked events, or
@@ -80,7 +84,7 @@ class Deliveries:
             return
         while (ready := self._buffer.pop_ready()) is not None:
             key, job = ready
-            self._tasks[key] = (asyncio.create_task(self._handle(key, job)), job)
+            self._tasks[key] = (asyncio.create_task(self._lane(key, job)), job)
 
     def running(self) -> list[asyncio.Task[None]]:
         return [task for task, _ in self._tasks.values() if not task.done()]
@@ -93,20 +97,33 @@ class Deliveries:
                 self._buffer.forget(key, job)
                 task.cancel()
 
-    async def _handle(self, key: Key, job: Job) -> None:
+    async def _lane(self, key: Key, job: Job) -> None:
+        """Deliver ``job``, then each next event that may go, until none may. A lane never
+        waits between two events, so a cancellation (``abandon``) always lands in the event
+        it was meant for; after one, the lane stops."""
+        lane = asyncio.current_task()
+        assert lane is not None
+        while True:
+            verdict = await self._verdict(job)
+            if verdict is None or not self._finish(key, job, verdict) or lane.cancelling():
+                break
+            if (ready := None if self.stopping else self._buffer.pop_ready()) is None:
+                return
+            key, job = ready
+            self._tasks[key] = (lane, job)
+            self.launch_ready()  # whatever else may go now (a replayed event, say)
+        self.launch_ready()
+
+    async def _verdict(self, job: Job) -> Verdict | None:
+        """``job``'s verdict; ``None`` when it is left unfinished (uncommitted, delivered
+        after the topic is fixed)."""
         try:
-            verdict = await (
-                self._traced_handle(job) if self._traced else self._pipeline.handle(job)
-            )
+            return await (self._traced_handle(job) if self._traced else self._pipeline.handle(job))
         except StoreRefused as exc:
             self._chores.stop(str(exc))
-            return  # left unfinished: uncommitted, delivered after the topic is fixed
+            return None
         except Exception as exc:
-            recovered = await self._internal_error(job, exc)
-            if recovered is None:
-                return
-            verdict = recovered
-        self._finish(key, job, verdict)
+            return await self._internal_error(job, exc)
 
     async def _internal_error(self, job: Job, exc: Exception) -> Verdict | None:
         """A bug on the delivery path must not freeze the partition: the event becomes a dead
@@ -154,10 +171,12 @@ class Deliveries:
             attributes[semconv.MESSAGING_MESSAGE_ID] = job.event.id
         return attributes
 
-    def _finish(self, key: Key, job: Job, verdict: Verdict) -> None:
+    def _finish(self, key: Key, job: Job, verdict: Verdict) -> bool:
+        """Apply ``verdict``; ``False`` when the partition was revoked meanwhile (its new
+        owner delivers the event again)."""
         state = self._partitions.current(job.partition, job.epoch)
         if state is None:
-            return  # the partition was revoked meanwhile; its new owner redelivers
+            return False
         del self._tasks[key]
         self._buffer.finish(key, job)
         wake = True
@@ -175,4 +194,4 @@ class Deliveries:
             self._chores.spawn(self._replayer.failed(job, self._pipeline.last_error))
         if wake:
             self._wake.set()
-        self.launch_ready()
+        return True

@@ -7,6 +7,7 @@ import asyncio
 import threading
 import time
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from confluent_kafka import TopicPartition
@@ -171,6 +172,65 @@ async def test_the_buffer_is_shared_by_the_partitions_so_the_concurrency_is_used
         await wait_until(lambda: receiver.in_flight == 16, what="every slot in flight")
         assert {e.user_id.split("-")[0] for e in receiver.attempts} == {"u0", "u1", "u2", "u3"}
         assert h.worker.buffered <= 16
+
+
+async def test_deliveries_do_not_start_a_task_per_event() -> None:
+    # A lane delivers event after event in one task (issue 14: a task per event cost the
+    # loop its creation, scheduling and teardown each time).
+    loop = asyncio.get_running_loop()
+    created = 0
+
+    def counting(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> Any:
+        nonlocal created
+        created += 1
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    async with Harness(destination_spec=spec(concurrency=4, max_buffered=400)) as h:
+        for n in range(50):
+            for partition, user in enumerate(("ann", "bob", "cyd", "dan")):
+                h.send(partition, user, str(n))
+        loop.set_task_factory(counting)
+        try:
+            h.consumer.assign([0, 1, 2, 3])
+            await wait_until(lambda: len(h.receiver.received) == 200)
+        finally:
+            loop.set_task_factory(None)
+    assert created < 50, f"{created} tasks for 200 events"
+    for user in ("ann", "bob", "cyd", "dan"):
+        assert h.receiver.payloads(user) == [str(n) for n in range(50)]
+
+
+class HoldsOne(Receiver):
+    """Holds one user's deliveries until released; the others' go through."""
+
+    def __init__(self, user: str) -> None:
+        super().__init__()
+        self.user = user
+        self.release = asyncio.Event()
+
+    async def send(self, event: Event) -> None:
+        if event.user_id == self.user:
+            self.attempts.append(event)
+            await self.release.wait()
+        await super().send(event)
+
+
+async def test_a_lane_cancelled_with_its_partition_leaves_the_others_delivering() -> None:
+    # One lane (concurrency 1) holds ann's event when her partition is revoked: the lane is
+    # cancelled with it, and bob's events, on another partition, still all go, in order.
+    receiver = HoldsOne("ann")
+    async with Harness(receiver=receiver, destination_spec=spec(concurrency=1)) as h:
+        h.send(0, "ann", "0")
+        h.consumer.assign([0])
+        await wait_until(lambda: len(receiver.attempts) == 1, what="ann's event in flight")
+        for n in range(5):
+            h.send(1, "bob", str(n))
+        h.consumer.assign([1])
+        h.consumer.revoke([0])
+        await wait_until(lambda: len(receiver.payloads("bob")) == 5, what="bob's events")
+        await wait_until(lambda: h.committed(1) == 5, what="bob's commit")
+    assert receiver.payloads("bob") == [str(n) for n in range(5)]
+    assert receiver.payloads("ann") == []
 
 
 class Stubborn(Receiver):
