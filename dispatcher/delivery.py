@@ -23,6 +23,7 @@ import asyncio
 import enum
 import logging
 from dataclasses import dataclass
+from typing import NoReturn
 
 import tenacity
 from opentelemetry import trace
@@ -73,6 +74,10 @@ class Outcome:
     @property
     def delivered(self) -> bool:
         return self.result is Result.DELIVERED
+
+
+_DELIVERED_AT_ONCE = Outcome(Result.DELIVERED, 1)
+"""The outcome of nearly every delivery, made once."""
 
 
 class _Uncounted(RetryableDeliveryError):
@@ -199,48 +204,51 @@ class _Attempts:
             self._metrics.retried(self._name)
 
     async def run(self) -> None:
-        """One attempt, once the gate lets it through; raises what the attempt says."""
-        admitted = await self._gate.admit(deadline=self._deadline)
-        if admitted is Pass.EVACUATE:
-            raise _Evacuate
-        probe = admitted is Pass.PROBE
+        """One attempt, once the gate lets it through; raises what the attempt says.
+
+        The untraced attempt is this one coroutine (the hot path: one per delivery); a traced
+        one runs inside its CLIENT span."""
+        if self._gate.closed:  # nearly always: nothing to wait for at the gate
+            probe = False
+        else:
+            admitted = await self._gate.admit(deadline=self._deadline)
+            if admitted is Pass.EVACUATE:
+                raise _Evacuate
+            probe = admitted is Pass.PROBE
         self.made += 1
+        span = self._span(self.made) if self._traced else None
         try:
-            await self._traced_attempt(self.made)
+            if span is None:
+                with self._timeouts.bound():
+                    await self._destination.send(self._event)
+            else:
+                with (
+                    trace.use_span(span, end_on_exit=False, record_exception=False),
+                    self._timeouts.bound(),
+                ):
+                    await self._destination.send(self._event)
         except asyncio.CancelledError:
+            if span is not None:
+                span.set_attribute(semconv.DELIVERY_OUTCOME, "cancelled")
+                span.end()
             if probe:
                 self._gate.probe_abandoned()
             raise
-        except ThrottledError as exc:
-            # Capped: one destination's wish must not silence it for hours.
-            self._gate.throttle(min(exc.retry_after, MAX_RETRY_AFTER), f"throttled: {exc}")
-            raise self._uncounted(exc) from exc
-        except DestinationError as exc:
-            self._gate.trip(f"{type(exc).__name__}: {exc}")
-            raise self._uncounted(exc) from exc
-        except PermanentDeliveryError:
-            self._gate.record(
-                ok=True, probe=probe, key=self._event.user_id
-            )  # it answered: the destination is up
-            raise
-        except RetryableDeliveryError as exc:
-            self._gate.record(ok=False, probe=probe, key=self._event.user_id)
-            if probe or not self._gate.closed:
-                raise self._uncounted(exc) from exc  # down for everyone: wait in place
-            self.counted += 1
-            self.last_uncounted = False
-            raise
+        except Exception as exc:
+            error = self._failure(exc)
+            if span is not None:
+                _failed(span, error)
+                span.end()
+            self._judge(error, probe=probe)
+        if span is not None:
+            span.set_attribute(semconv.DELIVERY_OUTCOME, "delivered")
+            span.end()
+        if self._metrics is not None:
+            self._metrics.attempted(self._name, "delivered")
         self._gate.record(ok=True, probe=probe, key=self._event.user_id)
 
-    def _uncounted(self, exc: DeliveryError) -> _Uncounted:
-        self.last_uncounted = True
-        return _Uncounted(str(exc))
-
-    async def _traced_attempt(self, number: int) -> None:
-        if not self._traced:
-            await self._attempt()
-            return
-        span = tracer.start_span(
+    def _span(self, number: int) -> Span:
+        return tracer.start_span(
             f"deliver {self._name}",
             kind=trace.SpanKind.CLIENT,
             attributes={
@@ -248,41 +256,48 @@ class _Attempts:
                 semconv.DELIVERY_ATTEMPT: number,
             },
         )
-        try:
-            with trace.use_span(span, end_on_exit=False, record_exception=False):
-                await self._attempt()
-        except DeliveryError as exc:
-            _failed(span, exc)
-            raise
-        except asyncio.CancelledError:
-            span.set_attribute(semconv.DELIVERY_OUTCOME, "cancelled")
-            raise
-        else:
-            span.set_attribute(semconv.DELIVERY_OUTCOME, "delivered")
-        finally:
-            span.end()
 
-    async def _attempt(self) -> None:
-        try:
-            with self._timeouts.bound():
-                await self._destination.send(self._event)
-        except TimeoutError as exc:
-            error: DeliveryError = AttemptTimeout(f"timed out after {self._timeouts.seconds:g}s")
-            error.__cause__ = exc
-        except DeliveryError as exc:
+    def _failure(self, exc: Exception) -> DeliveryError:
+        """What a failed attempt's exception means, counted in the metrics."""
+        if isinstance(exc, DeliveryError):
             error = exc
-        except Exception as exc:
+        elif isinstance(exc, TimeoutError):
+            error = AttemptTimeout(f"timed out after {self._timeouts.seconds:g}s")
+            error.__cause__ = exc
+        else:
             # A destination's bug must not lose the event: count it as a failed attempt.
             _log_bug_once(self._name, exc)
             error = RetryableDeliveryError(f"{type(exc).__name__}: {exc}")
             error.__cause__ = exc
-        else:
-            if self._metrics is not None:
-                self._metrics.attempted(self._name, "delivered")
-            return
         if self._metrics is not None:
             self._metrics.attempted(self._name, _outcome(error))
+        return error
+
+    def _judge(self, error: DeliveryError, *, probe: bool) -> NoReturn:
+        """Tell the gate what a failed attempt says about the destination; raise what it
+        means for the event."""
+        if isinstance(error, ThrottledError):
+            # Capped: one destination's wish must not silence it for hours.
+            self._gate.throttle(min(error.retry_after, MAX_RETRY_AFTER), f"throttled: {error}")
+            raise self._uncounted(error) from error
+        if isinstance(error, DestinationError):
+            self._gate.trip(f"{type(error).__name__}: {error}")
+            raise self._uncounted(error) from error
+        if isinstance(error, PermanentDeliveryError):
+            # It answered: the destination is up.
+            self._gate.record(ok=True, probe=probe, key=self._event.user_id)
+            raise error
+        if isinstance(error, RetryableDeliveryError):
+            self._gate.record(ok=False, probe=probe, key=self._event.user_id)
+            if probe or not self._gate.closed:
+                raise self._uncounted(error) from error  # down for everyone: wait in place
+            self.counted += 1
+            self.last_uncounted = False
         raise error
+
+    def _uncounted(self, exc: DeliveryError) -> _Uncounted:
+        self.last_uncounted = True
+        return _Uncounted(str(exc))
 
     def outcome(self, result: Result) -> Outcome:
         if result is Result.DELIVERED:
@@ -290,6 +305,8 @@ class _Attempts:
                 "delivered destination=%s user=%s event=%s attempt=%d",
                 self._name, self._event.user_id, self._event.id, self.made,
             )  # fmt: skip
+            if self.made == 1:
+                return _DELIVERED_AT_ONCE
         return Outcome(result, self.made)
 
     def gave_up(self, result: Result, error: DeliveryError) -> Outcome:

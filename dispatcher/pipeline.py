@@ -20,6 +20,7 @@ from __future__ import annotations
 import enum
 import logging
 import time
+from collections.abc import Coroutine
 
 from opentelemetry import trace
 
@@ -107,7 +108,10 @@ class Pipeline:
             await self._park_event(job, "user parked", new=False)
             return Verdict.FINISHED
         while True:
-            outcome = await self._deliver(job, deadline=self._deadline(job))
+            outcome = self._count(job, await self._deliver(job, deadline=self._deadline(job)))
+            if outcome.result is Result.DELIVERED:  # the common case, without a detour
+                self._guard.record(parked=False, now=time.time())
+                return Verdict.FINISHED
             if outcome.result is Result.EXHAUSTED:
                 refusal = self._guard.refusal(time.time())
                 if refusal is None and self._book.full:
@@ -120,13 +124,11 @@ class Pipeline:
         return await self._settle(job, outcome)
 
     async def _settle(self, job: Job, outcome: Outcome) -> Verdict:
-        now = time.time()
-        if outcome.result is Result.DELIVERED:
-            self._guard.record(parked=False, now=now)
-        elif outcome.result is Result.REFUSED:
+        """A live event that was not delivered: dead-lettered or parked."""
+        if outcome.result is Result.REFUSED:
             await self.dead_letter(job, outcome.error or "", attempts=outcome.attempts)
         elif outcome.result is Result.EXHAUSTED:
-            self._guard.record(parked=True, now=now)
+            self._guard.record(parked=True, now=time.time())
             await self._park_event(job, f"retries exhausted: {outcome.error}", new=True)
         else:
             self.evacuated = True
@@ -134,7 +136,7 @@ class Pipeline:
         return Verdict.FINISHED
 
     async def _replay(self, job: Job) -> Verdict:
-        outcome = await self._deliver(job, deadline=None)
+        outcome = self._count(job, await self._deliver(job, deadline=None))
         if outcome.result is Result.REFUSED:
             await self.dead_letter(job, outcome.error or "", attempts=outcome.attempts)
         elif outcome.result is not Result.DELIVERED:
@@ -142,9 +144,11 @@ class Pipeline:
             return Verdict.REPLAY_FAILED
         return Verdict.REPLAYED
 
-    async def _deliver(self, job: Job, *, deadline: float | None) -> Outcome:
+    def _deliver(self, job: Job, *, deadline: float | None) -> Coroutine[None, None, Outcome]:
+        """The delivery of ``job`` to await (a coroutine handed back, not awaited here: one
+        frame less on every event's way)."""
         assert job.event is not None
-        outcome = await deliver(
+        return deliver(
             self._destination,
             job.event,
             gate=self._gate,
@@ -155,6 +159,10 @@ class Pipeline:
             metrics=self._metrics,
             traced=self._traced,
         )
+
+    def _count(self, job: Job, outcome: Outcome) -> Outcome:
+        """Count a delivery's outcome in the stats and metrics."""
+        assert job.event is not None
         self.stats.attempts += outcome.attempts
         if outcome.delivered:
             self.stats.delivered += 1

@@ -6,6 +6,8 @@ import asyncio
 import time
 
 import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
 
 from dispatcher.breaker import BreakerPolicy, State, Transition
 from dispatcher.delivery import Outcome, Result, deliver
@@ -21,6 +23,7 @@ from dispatcher.exceptions import (
 from dispatcher.gate import DestinationGate
 from dispatcher.retry import RetryPolicy
 from dispatcher.timeouts import Timeouts
+from eventlog import semconv
 from eventlog.record import Event
 
 EVENT = Event(id="e-1", user_id="alice", payload="hi", received_at_ms=0)
@@ -231,3 +234,61 @@ async def test_an_unexpected_exception_counts_as_a_failed_attempt() -> None:
 def test_failure_rate_must_be_a_probability(rate: float) -> None:
     with pytest.raises(ValueError, match="failure_rate"):
         MockOptions(behavior="random", failure_rate=rate)
+
+
+class _Hangs:
+    """A destination whose first attempt never answers; the next ones succeed."""
+
+    name = "hangs"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def send(self, event: Event) -> None:
+        self.calls += 1
+        if self.calls == 1:
+            await asyncio.Event().wait()
+
+    async def close(self) -> None:
+        return None
+
+
+def _attempt_spans(exporter: InMemorySpanExporter) -> list[tuple[object, ...]]:
+    return [
+        (
+            (s.attributes or {}).get(semconv.DELIVERY_ATTEMPT),
+            (s.attributes or {}).get(semconv.DELIVERY_OUTCOME),
+            s.status.status_code,
+        )
+        for s in exporter.get_finished_spans()
+        if s.name == "deliver demo"
+    ]
+
+
+async def test_each_traced_attempt_is_a_span_saying_how_it_ended(
+    span_exporter: InMemorySpanExporter,
+) -> None:
+    outcome = await deliver(
+        _Hangs(), EVENT, gate=make_gate(), name="demo", timeouts=Timeouts(0.05),
+        policy=FAST, traced=True,
+    )  # fmt: skip
+    assert (outcome.result, outcome.attempts) == (Result.DELIVERED, 2)
+    assert _attempt_spans(span_exporter) == [
+        (1, "timeout", StatusCode.ERROR),
+        (2, "delivered", StatusCode.UNSET),
+    ]
+
+
+async def test_a_traced_attempt_cancelled_ends_its_span_as_cancelled(
+    span_exporter: InMemorySpanExporter,
+) -> None:
+    attempts = deliver(
+        _Hangs(), EVENT, gate=make_gate(), name="demo", timeouts=Timeouts(60),
+        policy=FAST, traced=True,
+    )  # fmt: skip
+    task = asyncio.create_task(attempts)
+    await asyncio.sleep(0)  # the attempt starts and waits for its answer
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert _attempt_spans(span_exporter) == [(1, "cancelled", StatusCode.UNSET)]
