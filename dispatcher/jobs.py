@@ -57,8 +57,12 @@ def job_from_message(message: Message, epoch: int) -> Job:
     """The job for a message fetched from the events topic (not an error message)."""
     partition, offset = message.partition(), message.offset()
     assert partition is not None and offset is not None
-    raw_headers = message.headers() or []
-    headers: Headers = list(raw_headers.items() if isinstance(raw_headers, dict) else raw_headers)
+    raw_headers = message.headers()  # a new list of pairs per call, or None
+    headers: Headers
+    if type(raw_headers) is list:
+        headers = raw_headers
+    else:
+        headers = list(raw_headers.items() if isinstance(raw_headers, dict) else raw_headers or [])
     kind, stamp = message.timestamp()
     job = Job(
         partition, offset, epoch, message.key(), message.value(), headers,
@@ -82,5 +86,7 @@ def _decoded(job: Job) -> Job:
     except RecordFormatError as exc:
         job.decode_error = str(exc)
     size = _OVERHEAD + len(job.key or b"") + len(job.value or b"")
-    job.size = size + sum(len(name) + len(v or b"") for name, v in job.headers)
+    for name, value in job.headers:
+        size += len(name) + len(value or b"")
+    job.size = size
     return job
