@@ -208,7 +208,8 @@ class WebhookRequests:
         self._rules = options.status_rules()
         self._signing_keys = options.signing_keys()
         self._encoder = msgspec.json.Encoder()
-        self._traced = tracing_enabled()
+        self.traced = tracing_enabled()
+        """Whether requests carry the trace and answers are noted on the attempt's span."""
         if not options.tls_verify:
             log.warning(
                 "TLS certificate verification is off (tls_verify: false) destination=%s: anyone"
@@ -233,7 +234,7 @@ class WebhookRequests:
                     body=body,
                 ),
             }
-        if self._traced:
+        if self.traced:
             headers = dict(headers)
             propagate.inject(headers)  # the destination can join the event's trace
         return body, headers
@@ -241,7 +242,7 @@ class WebhookRequests:
     def check_answer(self, status: int, retry_after: str | None) -> None:
         """Return if ``status`` means delivered, else raise the ``DeliveryError`` it means
         (``retry_after``: the answer's ``Retry-After`` header, if any)."""
-        if self._traced:
+        if self.traced:
             trace.get_current_span().set_attribute(HTTP_RESPONSE_STATUS, status)
         error = classify_status(
             status, retry_after=parse_retry_after(retry_after), rules=self._rules
@@ -286,13 +287,14 @@ class HttpDestination:
                 self._requests.url, data=body, headers=headers, allow_redirects=False
             ) as response:
                 status = response.status
-                retry_after = response.headers.get("Retry-After")
+                retry_after = None if status < 300 else response.headers.get("Retry-After")
                 await response.read()
         except (aiohttp.ClientError, OSError) as exc:
             raise unreachable(exc) from exc
         except (ValueError, TypeError) as exc:
             raise refused_to_build(exc) from exc
-        self._requests.check_answer(status, retry_after)
+        if status < 200 or status > 299 or self._requests.traced:  # 2xx is delivered
+            self._requests.check_answer(status, retry_after)
 
     async def close(self) -> None:
         await self._session.close()
