@@ -43,14 +43,11 @@ class Job:
     trace: SpanContext | None = None
     """The event's (sampled) processing span, parent of its commit span."""
     size: int = 0
-
-    @property
-    def user(self) -> str | None:
-        return self.event.user_id if self.event is not None else None
-
-    @property
-    def replay(self) -> bool:
-        return self.park_offset is not None
+    user: str | None = None
+    """The event's user; ``None`` when it could not be decoded. (Fields, not properties of
+    ``event`` and ``park_offset``: they are read several times on every event's way.)"""
+    replay: bool = False
+    """Whether it is a replayed event (``park_offset`` is set)."""
 
 
 def job_from_message(message: Message, epoch: int) -> Job:
@@ -75,16 +72,18 @@ def job_from_parked(partition: int, parked: ParkedEvent, epoch: int) -> Job:
     """The job replaying a parked event."""
     job = Job(
         partition, parked.source_offset, epoch, parked.key, parked.value, parked.headers,
-        parked.timestamp_ms, event=None, park_offset=parked.park_offset,
+        parked.timestamp_ms, event=None, park_offset=parked.park_offset, replay=True,
     )  # fmt: skip
     return _decoded(job)
 
 
 def _decoded(job: Job) -> Job:
     try:
-        job.event = decode(job.key, job.value, job.headers)
+        job.event = event = decode(job.key, job.value, job.headers)
     except RecordFormatError as exc:
         job.decode_error = str(exc)
+    else:
+        job.user = event.user_id
     size = _OVERHEAD + len(job.key or b"") + len(job.value or b"")
     for name, value in job.headers:
         size += len(name) + len(value or b"")
