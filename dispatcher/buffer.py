@@ -9,6 +9,7 @@ when either is reached (``flow``).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 
 from dispatcher.jobs import Job
 from dispatcher.ordering import KeyedScheduler
@@ -29,10 +30,13 @@ def key_of(job: Job) -> Key:
 class Buffer:
     """Queued, in-flight and held events of one worker, counted and weighed."""
 
-    __slots__ = ("_held", "_scheduler", "bytes", "per_partition")
+    __slots__ = ("_held", "_scheduler", "bytes", "per_partition", "pop_ready")
 
     def __init__(self, concurrency: int) -> None:
         self._scheduler: KeyedScheduler[Job, Key] = KeyedScheduler(concurrency)
+        self.pop_ready: Callable[[], tuple[Key, Job] | None] = self._scheduler.pop_ready
+        """The next event that may be delivered now (see ``KeyedScheduler.pop_ready``): the
+        scheduler's own method, called twice per delivery without a layer of ours."""
         self._held = 0
         self.bytes = 0
         """What every event in the buffer weighs (``Job.size``): queued, in flight, held."""
@@ -69,10 +73,6 @@ class Buffer:
             self.bytes -= job.size
             self.per_partition[job.partition] -= 1
             self.push(job)
-
-    def pop_ready(self) -> tuple[Key, Job] | None:
-        """The next event that may be delivered now (see ``KeyedScheduler.pop_ready``)."""
-        return self._scheduler.pop_ready()
 
     def finish(self, key: Key, job: Job) -> None:
         """The in-flight ``job`` of ``key`` is done with; the key's next event may go."""

@@ -103,8 +103,15 @@ class Deliveries:
         it was meant for; after one, the lane stops."""
         lane = asyncio.current_task()
         assert lane is not None
+        handle = self._traced_handle if self._traced else self._pipeline.handle
         while True:
-            verdict = await self._verdict(job)
+            try:
+                verdict: Verdict | None = await handle(job)
+            except StoreRefused as exc:
+                self._chores.stop(str(exc))
+                return  # left unfinished: uncommitted, delivered after the topic is fixed
+            except Exception as exc:
+                verdict = await self._internal_error(job, exc)
             if verdict is None or not self._finish(key, job, verdict) or lane.cancelling():
                 break
             if (ready := None if self.stopping else self._buffer.pop_ready()) is None:
@@ -113,17 +120,6 @@ class Deliveries:
             self._tasks[key] = (lane, job)
             self.launch_ready()  # whatever else may go now (a replayed event, say)
         self.launch_ready()
-
-    async def _verdict(self, job: Job) -> Verdict | None:
-        """``job``'s verdict; ``None`` when it is left unfinished (uncommitted, delivered
-        after the topic is fixed)."""
-        try:
-            return await (self._traced_handle(job) if self._traced else self._pipeline.handle(job))
-        except StoreRefused as exc:
-            self._chores.stop(str(exc))
-            return None
-        except Exception as exc:
-            return await self._internal_error(job, exc)
 
     async def _internal_error(self, job: Job, exc: Exception) -> Verdict | None:
         """A bug on the delivery path must not freeze the partition: the event becomes a dead

@@ -126,7 +126,8 @@ class Fetcher:
         messages = consumer.consume(num_messages=max(1, room), timeout=0)
         largest = 0
         for message in messages:
-            largest = max(largest, self._accept(consumer, message))
+            if (size := self._accept(consumer, message)) > largest:
+                largest = size
         if largest:
             self._size_hint = largest
         return len(messages)
