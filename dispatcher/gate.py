@@ -72,7 +72,9 @@ class DestinationGate:
                 pass
 
     def record(self, *, ok: bool, probe: bool, key: Hashable = None) -> None:
-        self._apply(self.breaker.record(ok=ok, now=self._clock(), probe=probe, key=key))
+        transition = self.breaker.record(ok=ok, now=self._clock(), probe=probe, key=key)
+        if transition is not None:  # rarely: the breaker changed state
+            self._apply(transition)
 
     def probe_abandoned(self) -> None:
         self._apply(self.breaker.probe_abandoned(now=self._clock()))

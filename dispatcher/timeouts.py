@@ -48,16 +48,6 @@ class Timeouts:
         """Attempts inside a bound now."""
         return len(self._running)
 
-    def _started(self, bound: _Bound, loop: asyncio.AbstractEventLoop) -> None:
-        self._running[bound] = None
-        if self._timer is None:  # else it is due no later than this deadline
-            self._timer = loop.call_at(bound.deadline, self._expire, loop)
-
-    def _ended(self, bound: _Bound) -> None:
-        # The timer stays armed: firing with nothing overdue costs less than disarming it
-        # each time the table empties.
-        self._running.pop(bound, None)
-
     def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
         self._timer = None
         running = self._running
@@ -88,8 +78,10 @@ class _Bound:
         self._task = task
         self._cancelling = task.cancelling()
         loop = task.get_loop()
-        self.deadline = loop.time() + self._owner.seconds
-        self._owner._started(self, loop)
+        self.deadline = loop.time() + (owner := self._owner).seconds
+        owner._running[self] = None
+        if owner._timer is None:  # else it is due no later than this deadline
+            owner._timer = loop.call_at(self.deadline, owner._expire, loop)
         return self
 
     def __exit__(
@@ -98,7 +90,9 @@ class _Bound:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self._owner._ended(self)
+        # The timer stays armed: firing with nothing overdue costs less than disarming it
+        # each time the table empties.
+        self._owner._running.pop(self, None)
         # As asyncio.timeout: ours was the only new cancellation, so it becomes a timeout.
         if (
             self.expired
