@@ -30,7 +30,7 @@ def key_of(job: Job) -> Key:
 class Buffer:
     """Queued, in-flight and held events of one worker, counted and weighed."""
 
-    __slots__ = ("_held", "_scheduler", "bytes", "per_partition", "pop_ready")
+    __slots__ = ("_held", "_scheduler", "bytes", "count", "per_partition", "pop_ready")
 
     def __init__(self, concurrency: int) -> None:
         self._scheduler: KeyedScheduler[Job, Key] = KeyedScheduler(concurrency)
@@ -38,15 +38,13 @@ class Buffer:
         """The next event that may be delivered now (see ``KeyedScheduler.pop_ready``): the
         scheduler's own method, called twice per delivery without a layer of ours."""
         self._held = 0
+        self.count = 0
+        """Events held in any way (queued, in flight, held): what ``max_buffered`` bounds.
+        Kept as events come and go, as ``bytes`` is: it is read on every finish."""
         self.bytes = 0
         """What every event in the buffer weighs (``Job.size``): queued, in flight, held."""
         self.per_partition: Counter[int] = Counter()
         """Events held per partition (for each partition's fair share, ``flow``)."""
-
-    @property
-    def count(self) -> int:
-        """Events held in any way: what ``max_buffered`` bounds."""
-        return self._scheduler.buffered + self._held
 
     @property
     def in_flight(self) -> int:
@@ -55,6 +53,7 @@ class Buffer:
     def push(self, job: Job) -> None:
         """Queue ``job`` behind its user's earlier events."""
         self._scheduler.push(key_of(job), job)
+        self.count += 1
         self.bytes += job.size
         self.per_partition[job.partition] += 1
 
@@ -62,6 +61,7 @@ class Buffer:
         """Keep ``job`` aside until its partition's recovery is done."""
         state.held.append(job)
         self._held += 1
+        self.count += 1
         self.bytes += job.size
         self.per_partition[job.partition] += 1
 
@@ -69,6 +69,7 @@ class Buffer:
         """Recovery is done: queue the partition's held events, in fetch order."""
         held, state.held = state.held, []
         self._held -= len(held)
+        self.count -= len(held)  # pushed back in below
         for job in held:
             self.bytes -= job.size
             self.per_partition[job.partition] -= 1
@@ -80,8 +81,10 @@ class Buffer:
         self._took(job)
 
     def forget(self, key: Key, job: Job) -> None:
-        """The in-flight ``job`` of ``key`` is abandoned (its partition went)."""
-        self._scheduler.forget(key)
+        """The in-flight ``job`` of ``key`` is abandoned (its partition went), with whatever
+        of the key is still queued (nothing, once ``drop`` ran for the partition)."""
+        for queued in self._scheduler.forget(key):
+            self._took(queued)
         self._took(job)
 
     def drop(self, partitions: set[int], states: list[PartitionState]) -> None:
@@ -95,6 +98,7 @@ class Buffer:
             state.held = []
 
     def _took(self, job: Job) -> None:
+        self.count -= 1
         self.bytes -= job.size
         left = self.per_partition[job.partition] - 1
         if left:
