@@ -44,10 +44,9 @@ class DestinationGate:
         self.breaker = Breaker(policy, now=clock())
         self._on_transition = on_transition
         self._changed = asyncio.Event()
-
-    @property
-    def closed(self) -> bool:
-        return self.breaker.state is State.CLOSED
+        self.closed = self.breaker.state is State.CLOSED
+        """Whether the breaker is closed (kept at each transition: read on every delivery;
+        only this gate drives its breaker)."""
 
     async def admit(self, *, deadline: float | None = None) -> Pass:
         """Wait until an attempt may start (or ``deadline``, a wall-clock time, passes)."""
@@ -88,6 +87,7 @@ class DestinationGate:
     def _apply(self, transition: Transition | None) -> None:
         if transition is None:
             return
+        self.closed = transition.state is State.CLOSED
         # Wake every waiter: the new state may let one of them through (or none).
         self._changed.set()
         self._changed = asyncio.Event()
