@@ -301,10 +301,11 @@ class _Attempts:
 
     def outcome(self, result: Result) -> Outcome:
         if result is Result.DELIVERED:
-            log.debug(
-                "delivered destination=%s user=%s event=%s attempt=%d",
-                self._name, self._event.user_id, self._event.id, self.made,
-            )  # fmt: skip
+            if log.isEnabledFor(logging.DEBUG):  # one call, not two, per delivery
+                log.debug(
+                    "delivered destination=%s user=%s event=%s attempt=%d",
+                    self._name, self._event.user_id, self._event.id, self.made,
+                )  # fmt: skip
             if self.made == 1:
                 return _DELIVERED_AT_ONCE
         return Outcome(result, self.made)

@@ -325,9 +325,11 @@ class PoisonGuard:
         self._in_a_row = 0
 
     def record(self, *, parked: bool, now: float) -> None:
-        self._window.append((now, parked))
+        window = self._window
+        window.append((now, parked))
         self._parked += parked
-        self._trim(now)
+        if window[0][0] < now - self._window_seconds:  # once per delivery: trim only if due
+            self._trim(now)
         self._in_a_row = self._in_a_row + 1 if parked else 0
 
     def refusal(self, now: float) -> str | None:
