@@ -45,6 +45,7 @@ import click
 
 from benchmarks import options
 from benchmarks.dispatch.buffer_sizes import compare_buffers
+from benchmarks.dispatch.cpu_pairs import CpuPairs, measure_pairs
 from benchmarks.dispatch.harness import Bench
 from benchmarks.dispatch.many import many_destinations
 from benchmarks.dispatch.plan import (
@@ -77,12 +78,16 @@ def run_benchmark(plan: Plan) -> Report:
             click.echo(f"pre-loading {plan.events} events of {plan.users} users ...", err=True)
             topic = b.fresh_topic("events", events=plan.events, users=plan.users)
         runs: list[Run] = []
+        pairs: list[tuple[Run, Run]] = []
         if plan.measures("runs"):
             for latency in plan.latencies:
                 for concurrency in plan.concurrencies:
                     # The ceiling is measured right before the run compared with it.
                     runs.append(b.bare(latency, concurrency))
                     runs.append(b.dispatcher(topic, latency, concurrency))
+            if plan.cpu_pairs:
+                click.echo(f"{plan.cpu_pairs} more pairs for the CPU ratio ...", err=True)
+                pairs = measure_pairs(b, topic)
         buffers = None
         if plan.measures("buffer"):
             click.echo("buffer sizes ...", err=True)
@@ -109,8 +114,9 @@ def run_benchmark(plan: Plan) -> Report:
             transport = compare_transports(b, topic)
         sink_kind = b.sink.kind
     return Report(
-        plan, machine, sink_kind, runs, buffers, processes, many, tracing, profile, transport
-    )
+        plan, machine, sink_kind, runs, buffers, processes, many, tracing, profile, transport,
+        CpuPairs.of(runs, pairs),
+    )  # fmt: skip
 
 
 def results_name(plan: Plan) -> str:
@@ -161,6 +167,12 @@ def _size_option(
     "Off-on pairs of the tracing comparison.",
     flag="--tracing-rounds",
 )
+@_size_option(
+    "cpu_pairs",
+    click.IntRange(min=0),
+    "Further bare-dispatcher pairs for the CPU ratio's median.",
+    flag="--cpu-pairs",
+)
 @click.option(
     "--only",
     type=click.Choice(SCENARIOS),
@@ -188,6 +200,7 @@ def main(  # noqa: PLR0917 - click passes every option by position
     destinations: int | None,
     batch: int | None,
     tracing_rounds: int | None,
+    cpu_pairs: int | None,
     only: tuple[str, ...],
     max_buffered: int | None,
     profile: bool,
@@ -211,6 +224,7 @@ def main(  # noqa: PLR0917 - click passes every option by position
         destinations=sizes.destinations if destinations is None else destinations,
         batch=sizes.batch if batch is None else batch,
         tracing_rounds=sizes.tracing_rounds if tracing_rounds is None else tracing_rounds,
+        cpu_pairs=sizes.cpu_pairs if cpu_pairs is None else cpu_pairs,
         scenarios=frozenset(scenarios),
         results_dir=results_dir,
         mode="quick" if quick else "full",

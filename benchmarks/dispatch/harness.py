@@ -95,6 +95,7 @@ class Bench:
         label: str = BARE,
         http_client: str = bare_client.AIOHTTP,
         http2: bool = False,
+        window: float | None = None,
     ) -> Run:
         """The ceiling: a plain HTTP client (aiohttp unless ``http_client`` says otherwise) at
         ``concurrency`` against the same sink."""
@@ -103,13 +104,13 @@ class Bench:
             self.sink.url(latency_ms),
             concurrency=concurrency,
             requests=self.plan.events,
-            seconds=self.plan.window + 5,
+            seconds=(self.plan.window if window is None else window) + 5,
             client=http_client,
             http2=http2,
         )
         slug = re.sub(r"[^a-z0-9]+", "-", label.lower())
         with self.started(f"{slug}-c{concurrency}-l{latency_ms}", argv) as process:
-            return self.measure(process, label, latency_ms, concurrency)
+            return self.measure(process, label, latency_ms, concurrency, window=window)
 
     def dispatcher(
         self,

@@ -81,6 +81,9 @@ class Sizes:
     tracing_rounds: int
     """Off-on pairs the tracing comparison alternates through, each over a share of the
     window."""
+    cpu_pairs: int
+    """Further bare-dispatcher pairs at each latency and concurrency, for the CPU ratio's
+    median (``cpu_pairs``)."""
     warmup: float
     """Seconds after a run's first arrival before it is measured."""
 
@@ -93,9 +96,13 @@ FULL = Sizes(
     destinations=MAX_DESTINATIONS,
     batch=5,
     tracing_rounds=2,
+    cpu_pairs=2,
     warmup=2.0,
 )
-QUICK = Sizes(400, 100, (1, 8), window=1.5, destinations=3, batch=4, tracing_rounds=1, warmup=0.0)
+QUICK = Sizes(
+    400, 100, (1, 8), window=1.5, destinations=3, batch=4, tracing_rounds=1, cpu_pairs=0,
+    warmup=0.0,
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +129,8 @@ class Plan:
     """Events each of those destinations delivers."""
     tracing_rounds: int
     """Off-on pairs of the tracing comparison."""
+    cpu_pairs: int
+    """Further bare-dispatcher pairs for the CPU ratio's median."""
     scenarios: frozenset[str]
     """Which of ``SCENARIOS`` to measure."""
     results_dir: Path

@@ -5,11 +5,20 @@ other scenarios."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from benchmarks.dispatch import buffer_sizes, many, profile, scaling, tracing_cost, transport
+from benchmarks.dispatch import (
+    buffer_sizes,
+    cpu_pairs,
+    many,
+    profile,
+    scaling,
+    tracing_cost,
+    transport,
+)
 from benchmarks.dispatch.bounds import bound_by
 from benchmarks.dispatch.buffer_sizes import BufferComparison
+from benchmarks.dispatch.cpu_pairs import CpuPairs, cpu_ratio
 from benchmarks.dispatch.many import ManyDestinations
 from benchmarks.dispatch.plan import (
     BARE,
@@ -45,6 +54,8 @@ class Report:
     tracing: TracingComparison | None
     profile: ProfileSummary | None
     transport: TransportComparison | None = None
+    cpu_pairs: CpuPairs = field(default_factory=lambda: CpuPairs({}))
+    """The CPU ratio of the main runs' pairs and of the further ones."""
 
 
 def render(report: Report) -> str:
@@ -54,6 +65,7 @@ def render(report: Report) -> str:
         sections += [
             _rates_table(report.runs),
             _cpu_table(report.runs),
+            cpu_pairs.section(report.cpu_pairs),
             _ratios(report),
             _ceiling(report.runs),
         ]
@@ -132,14 +144,6 @@ def _ratio(numerator: Run | None, denominator: Run | None) -> float | None:
     return numerator.rate / denominator.rate
 
 
-def _cpu_ratio(run: Run, bare: Run | None) -> float | None:
-    """Dispatcher CPU per delivery / bare client CPU per request (all threads each)."""
-    if bare is None:
-        return None
-    ours, theirs = run.per_delivery_us(run.used.cpu), bare.per_delivery_us(bare.used.cpu)
-    return ours / theirs if theirs and ours else None
-
-
 def _shown(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
@@ -200,7 +204,7 @@ def _cpu_table(runs: list[Run]) -> str:
             f"{run.percent(run.used.loop_wait):.0f}",
             f"{run.per_delivery_us(run.used.cpu):,.0f}",
             f"{run.per_delivery_us(run.used.loop_cpu):,.0f}",
-            "-" if run.client == BARE else _shown(_cpu_ratio(run, _bare_for(runs, run)), ".2f"),
+            "-" if run.client == BARE else _shown(cpu_ratio(run, _bare_for(runs, run)), ".2f"),
             f"{run.percent(run.sink_used.cpu):.0f}",
             f"{run.per_delivery_us(run.sink_used.cpu):,.0f}",
         ]
@@ -260,8 +264,11 @@ def _ratios(report: Report) -> str:
                 f">= {IN_FLIGHT_GOAL:g}x",
                 share >= IN_FLIGHT_GOAL,
             )
-        highest = _worst(at_latency, lambda r: _cpu_ratio(r, _bare_for(runs, r)), highest=True)
-        name = f"highest dispatcher CPU per delivery / bare CPU per request, {latency} ms sink"
+        highest = _worst(at_latency, report.cpu_pairs.median_of, highest=True)
+        name = (
+            "highest median of dispatcher CPU per delivery / bare CPU per request,"
+            f" {latency} ms sink"
+        )
         if highest is None:  # every run was over before its measured window
             row(name, None, f"<= {CPU_GOAL:g}x")
         else:
