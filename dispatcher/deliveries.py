@@ -1,4 +1,4 @@
-"""Running one worker's deliveries: a task per event in flight, and what its verdict means.
+"""Running one worker's deliveries: lanes of events in flight, and what each verdict means.
 
 ``launch_ready`` starts a *lane* (a task) for each event the buffer lets go (one per user, at
 most ``concurrency``). A lane runs its event through ``Pipeline.handle`` (inside the event's

@@ -11,8 +11,8 @@ Each concern is a module of its own:
 * ``fetching``: which partitions fetch (``flow``: backpressure, breaker, recovery) and what
   becomes of each record; ``placement``: where a partition without a usable offset starts;
 * ``buffer``: the events held, one per user in flight (``ordering.KeyedScheduler``);
-* ``deliveries``: a task per event in flight, through ``pipeline`` (deliver, dead-letter,
-  park) behind the breaker (``breaker`` / ``gate``);
+* ``deliveries``: lanes (tasks) taking event after event in flight, through ``pipeline``
+  (deliver, dead-letter, park) behind the breaker (``breaker`` / ``gate``);
 * ``rebalance``: assigned, revoked and lost partitions; ``recovery``: rebuilding a partition's
   parked users (``parking``) from the park topic; ``replayer``: replaying them;
 * ``commits`` + ``partitions``: what may be committed; ``progress``: how far behind;
