@@ -42,6 +42,9 @@ __all__ = ["Deliveries"]
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("dispatcher.deliveries")
 
+YIELD_EVERY = 100
+"""Events a lane delivers before it lets the loop take a turn, in case none of them waited."""
+
 
 class Deliveries:
     """The deliveries in flight at one destination."""
@@ -98,22 +101,32 @@ class Deliveries:
                 task.cancel()
 
     async def _lane(self, key: Key, job: Job) -> None:
-        """Deliver ``job``, then each next event that may go, until none may. A lane never
-        waits between two events, so a cancellation (``abandon``) always lands in the event
-        it was meant for; after one, the lane stops."""
+        """Deliver ``job``, then each next event that may go, until none may. A lane waits
+        between two events only every ``YIELD_EVERY`` of them, holding none, so a
+        cancellation (``abandon``) always lands in the event it was meant for; after one, the
+        lane stops."""
         lane = asyncio.current_task()
         assert lane is not None
         handle = self._traced_handle if self._traced else self._pipeline.handle
+        delivered = 0
         while True:
             try:
-                verdict: Verdict | None = await handle(job)
+                verdict = await handle(job)
             except StoreRefused as exc:
                 self._chores.stop(str(exc))
                 return  # left unfinished: uncommitted, delivered after the topic is fixed
             except Exception as exc:
-                verdict = await self._internal_error(job, exc)
-            if verdict is None or not self._finish(key, job, verdict) or lane.cancelling():
+                recovered = await self._internal_error(job, exc)
+                if recovered is None:
+                    return  # the dead letter was refused too: stopped, as above
+                verdict = recovered
+            if not self._finish(key, job, verdict) or lane.cancelling():
                 break
+            delivered += 1
+            if delivered % YIELD_EVERY == 0:
+                # Between two events, holding none: a destination that answers without
+                # waiting (a mock) must not keep the loop from everyone else.
+                await asyncio.sleep(0)
             if (ready := None if self.stopping else self._buffer.pop_ready()) is None:
                 return
             key, job = ready

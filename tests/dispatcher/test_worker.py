@@ -13,6 +13,7 @@ import pytest
 from confluent_kafka import TopicPartition
 
 from dispatcher.breaker import BreakerPolicy, State
+from dispatcher.deliveries import YIELD_EVERY
 from dispatcher.durations import Duration
 from dispatcher.metrics import DeliveryMetrics
 from dispatcher.park_records import replay_request_headers
@@ -198,6 +199,29 @@ async def test_deliveries_do_not_start_a_task_per_event() -> None:
     assert created < 50, f"{created} tasks for 200 events"
     for user in ("ann", "bob", "cyd", "dan"):
         assert h.receiver.payloads(user) == [str(n) for n in range(50)]
+
+
+async def test_a_destination_answering_at_once_does_not_keep_the_loop_from_others() -> None:
+    # The test's receiver never waits, like a mock: a lane could deliver its whole buffer
+    # without the loop taking a turn. Another task must still run every so often.
+    gaps: list[int] = []
+
+    async with Harness(destination_spec=spec(concurrency=1, max_buffered=2000)) as h:
+        for n in range(1500):
+            h.send(0, "ann", str(n))
+
+        async def ticker() -> None:
+            seen = 0
+            while len(h.receiver.received) < 1500:
+                await asyncio.sleep(0)
+                gaps.append(len(h.receiver.received) - seen)
+                seen = len(h.receiver.received)
+
+        ticking = asyncio.create_task(ticker())
+        h.consumer.assign([0])
+        await wait_until(lambda: len(h.receiver.received) == 1500)
+        await ticking
+    assert max(gaps) <= YIELD_EVERY, f"{max(gaps)} deliveries without a turn for others"
 
 
 class HoldsOne(Receiver):
