@@ -30,14 +30,13 @@ def key_of(job: Job) -> Key:
 class Buffer:
     """Queued, in-flight and held events of one worker, counted and weighed."""
 
-    __slots__ = ("_held", "_scheduler", "bytes", "count", "per_partition", "pop_ready")
+    __slots__ = ("_scheduler", "bytes", "count", "per_partition", "pop_ready")
 
     def __init__(self, concurrency: int) -> None:
         self._scheduler: KeyedScheduler[Job, Key] = KeyedScheduler(concurrency)
         self.pop_ready: Callable[[], tuple[Key, Job] | None] = self._scheduler.pop_ready
         """The next event that may be delivered now (see ``KeyedScheduler.pop_ready``): the
         scheduler's own method, called twice per delivery without a layer of ours."""
-        self._held = 0
         self.count = 0
         """Events held in any way (queued, in flight, held): what ``max_buffered`` bounds.
         Kept as events come and go, as ``bytes`` is: it is read on every finish."""
@@ -60,7 +59,6 @@ class Buffer:
     def hold(self, state: PartitionState, job: Job) -> None:
         """Keep ``job`` aside until its partition's recovery is done."""
         state.held.append(job)
-        self._held += 1
         self.count += 1
         self.bytes += job.size
         self.per_partition[job.partition] += 1
@@ -68,7 +66,6 @@ class Buffer:
     def release(self, state: PartitionState) -> None:
         """Recovery is done: queue the partition's held events, in fetch order."""
         held, state.held = state.held, []
-        self._held -= len(held)
         self.count -= len(held)  # pushed back in below
         for job in held:
             self.bytes -= job.size
@@ -92,7 +89,6 @@ class Buffer:
         for job in self._scheduler.drop(lambda key: key[0] in partitions):
             self._took(job)
         for state in states:
-            self._held -= len(state.held)
             for job in state.held:
                 self._took(job)
             state.held = []

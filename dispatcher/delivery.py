@@ -227,19 +227,19 @@ class _Attempts:
                     self._timeouts.bound(),
                 ):
                     await self._destination.send(self._event)
-        except asyncio.CancelledError:
-            if span is not None:
-                span.set_attribute(semconv.DELIVERY_OUTCOME, "cancelled")
-                span.end()
-            if probe:
-                self._gate.probe_abandoned()
-            raise
         except Exception as exc:
             error = self._failure(exc)
             if span is not None:
                 _failed(span, error)
                 span.end()
             self._judge(error, probe=probe)
+        except BaseException:  # cancelled (or the process exits): the attempt is abandoned
+            if span is not None:
+                span.set_attribute(semconv.DELIVERY_OUTCOME, "cancelled")
+                span.end()
+            if probe:
+                self._gate.probe_abandoned()
+            raise
         if span is not None:
             span.set_attribute(semconv.DELIVERY_OUTCOME, "delivered")
             span.end()

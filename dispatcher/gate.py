@@ -6,7 +6,7 @@ through as the probe once the cool-down is over. Every transition is handed to
 ``on_transition`` (the worker pauses or resumes fetching, logs, counts and publishes it).
 
 A waiter may also give a deadline: an unfinished event about to reach the events topic's
-retention stops waiting and is parked instead (``Admission.EVACUATE``).
+retention stops waiting and is parked instead (``Pass.EVACUATE``).
 """
 
 from __future__ import annotations
@@ -45,8 +45,9 @@ class DestinationGate:
         self._on_transition = on_transition
         self._changed = asyncio.Event()
         self.closed = self.breaker.state is State.CLOSED
-        """Whether the breaker is closed (kept at each transition: read on every delivery;
-        only this gate drives its breaker)."""
+        """Whether the breaker is closed, kept at each transition (read on every delivery).
+        It holds as long as only this gate drives ``breaker``: read the breaker, never call
+        its transitions directly."""
 
     async def admit(self, *, deadline: float | None = None) -> Pass:
         """Wait until an attempt may start (or ``deadline``, a wall-clock time, passes)."""

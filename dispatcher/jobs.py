@@ -44,17 +44,20 @@ class Job:
     """The event's (sampled) processing span, parent of its commit span."""
     size: int = 0
     user: str | None = None
-    """The event's user; ``None`` when it could not be decoded. (Fields, not properties of
-    ``event`` and ``park_offset``: they are read several times on every event's way.)"""
+    """The event's user; ``None`` when it could not be decoded."""
     replay: bool = False
-    """Whether it is a replayed event (``park_offset`` is set)."""
+    """Whether it is a replayed event (``park_offset`` is set).
+
+    ``user`` and ``replay`` repeat ``event`` and ``park_offset`` as fields (read several times
+    on every event's way, where a property would be a call each time): build jobs with
+    ``job_from_message`` and ``job_from_parked``, which keep them in agreement."""
 
 
 def job_from_message(message: Message, epoch: int) -> Job:
     """The job for a message fetched from the events topic (not an error message)."""
     partition, offset = message.partition(), message.offset()
     assert partition is not None and offset is not None
-    raw_headers = message.headers()  # a new list of pairs per call, or None
+    raw_headers = message.headers()  # the message's own list of pairs (never changed), or None
     headers: Headers
     if type(raw_headers) is list:
         headers = raw_headers

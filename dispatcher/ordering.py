@@ -204,5 +204,5 @@ class KeyedScheduler(Generic[T, K]):
 
     @property
     def buffered(self) -> int:
-        """Items held, queued plus in flight: what the consumer bounds by ``max_buffered``."""
+        """Items held, queued plus in flight."""
         return self._queued + len(self._in_flight)

@@ -21,6 +21,7 @@ import enum
 import logging
 import time
 from collections.abc import Coroutine
+from typing import Any
 
 from opentelemetry import trace
 
@@ -144,7 +145,7 @@ class Pipeline:
             return Verdict.REPLAY_FAILED
         return Verdict.REPLAYED
 
-    def _deliver(self, job: Job, *, deadline: float | None) -> Coroutine[None, None, Outcome]:
+    def _deliver(self, job: Job, *, deadline: float | None) -> Coroutine[Any, Any, Outcome]:
         """The delivery of ``job`` to await (a coroutine handed back, not awaited here: one
         frame less on every event's way)."""
         assert job.event is not None

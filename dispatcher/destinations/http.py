@@ -287,13 +287,14 @@ class HttpDestination:
                 self._requests.url, data=body, headers=headers, allow_redirects=False
             ) as response:
                 status = response.status
-                retry_after = None if status < 300 else response.headers.get("Retry-After")
+                delivered = 200 <= status <= 299
+                retry_after = None if delivered else response.headers.get("Retry-After")
                 await response.read()
         except (aiohttp.ClientError, OSError) as exc:
             raise unreachable(exc) from exc
         except (ValueError, TypeError) as exc:
             raise refused_to_build(exc) from exc
-        if status < 200 or status > 299 or self._requests.traced:  # 2xx is delivered
+        if not delivered or self._requests.traced:
             self._requests.check_answer(status, retry_after)
 
     async def close(self) -> None:
