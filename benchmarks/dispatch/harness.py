@@ -125,13 +125,15 @@ class Bench:
         max_buffered: int | None = None,
         http_client: str | None = None,
         http2: bool = False,
+        read_in_flight: bool = True,
     ) -> Run:
         """The dispatcher delivering ``topic`` to one http destination, from the start of the
         topic, in a fresh consumer group; ``processes`` > 1 runs that many under one
         supervisor (``dispatcher --processes``), measured together; ``max_buffered`` replaces
         the plan's. ``http_client`` names the http destination's HTTP client (run through
         ``with_client``, ``http2`` for pyreqwest's HTTP/2); ``None`` is the plain
-        ``dispatcher`` command."""
+        ``dispatcher`` command. Without ``read_in_flight`` the run leaves the dispatcher's
+        in-flight gauge unread (and its CPU figures free of the reads' cost)."""
         self._runs += 1
         slug = re.sub(r"[^a-z0-9]+", "-", label.lower())  # Kafka names allow few characters
         name = f"{self._runs:02d}-{slug}-c{concurrency}-l{latency_ms}"
@@ -155,7 +157,10 @@ class Bench:
         else:
             argv = supervised_argv(options, processes, port)
         with self.started(name, argv, env, tree=processes > 1) as client:
-            client.metrics_urls = [f"http://127.0.0.1:{port + i}/metrics" for i in range(processes)]
+            if read_in_flight:
+                client.metrics_urls = [
+                    f"http://127.0.0.1:{port + i}/metrics" for i in range(processes)
+                ]
             return self.measure(
                 client, label, latency_ms, concurrency, window=window, processes=processes
             )

@@ -83,7 +83,8 @@ class Sizes:
     window."""
     cpu_pairs: int
     """Further bare-dispatcher pairs at each latency and concurrency, for the CPU ratio's
-    median (``cpu_pairs``)."""
+    median (``cpu_pairs``): measured without reading the dispatcher's gauge, they alone make
+    the median when there are any."""
     warmup: float
     """Seconds after a run's first arrival before it is measured."""
 
@@ -96,7 +97,7 @@ FULL = Sizes(
     destinations=MAX_DESTINATIONS,
     batch=5,
     tracing_rounds=2,
-    cpu_pairs=2,
+    cpu_pairs=3,
     warmup=2.0,
 )
 QUICK = Sizes(

@@ -67,6 +67,9 @@ class Run:
     machine and not the client bounded the rate."""
     broker_used: Counters | None = None
     """The local broker's CPU over the window (``None``: not a broker of this machine's)."""
+    scraped: bool = False
+    """Whether the benchmark read the client's in-flight gauge during the window: each read
+    costs the dispatcher 2-3 ms of CPU, which its CPU figures then include."""
 
     @property
     def rate(self) -> float:
@@ -155,10 +158,12 @@ def measure(
     machine0 = psutil.cpu_times()
     t0, first_count = time.monotonic(), stats.count
     seen, progressed = stats.count, t0
+    scraped = False
     for polls in itertools.count(1):
         time.sleep(POLL_INTERVAL)
         reading = bool(client.metrics_urls) and polls % IN_FLIGHT_EVERY == 0
         value = _in_flight(client.metrics_urls) if reading else None
+        scraped |= reading
         exited = not client.running()
         client_now, sink_now = (watch.sample() for watch in watches)
         stats, now = sink.stats(), time.monotonic()
@@ -192,6 +197,7 @@ def measure(
         in_flight_whole=mean(in_flight.whole),
         machine_busy=_busy_share(machine0, psutil.cpu_times()),
         broker_used=broker_used,
+        scraped=scraped,
     )
 
 
