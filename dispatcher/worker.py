@@ -33,6 +33,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
+from dispatcher.beats import next_beat
 from dispatcher.breaker import State, Transition
 from dispatcher.breaker_state import StatePublisher
 from dispatcher.buffer import Buffer
@@ -68,9 +69,11 @@ log = logging.getLogger(__name__)
 
 IDLE_SLEEP_MAX = 0.1
 """Longest nap of an idle consumer: the most a lone event waits to be picked up. A finished
-delivery that frees room wakes the loop at once."""
+delivery that frees room wakes the loop at once. Naps end on a beat shared by every
+destination of the process (``beats``)."""
 TICK = 0.5
-"""Seconds between the periodic duties: replays that are due, lag, commits (own interval)."""
+"""Seconds between the periodic duties: replays that are due, lag, commits (own interval);
+on the beat too."""
 LEAVE_TIMEOUT = 2.0
 """Seconds the breaker-state tombstone may take at shutdown (best effort)."""
 
@@ -237,6 +240,7 @@ class DestinationWorker:
         return self.stats
 
     async def _fetch_until(self, consumer: Consumer, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
         idle = 0.001
         while not (stop.is_set() or self._chores.halt.is_set()):
             self._fetcher.apply_flow(consumer)
@@ -248,10 +252,11 @@ class DestinationWorker:
                 await asyncio.sleep(0)
                 continue
             # Nothing fetched: yield to deliveries, napping a little longer each time (many
-            # idle destinations poll this way), woken early when room frees up.
+            # idle destinations poll this way, waking together on the beat), woken early when
+            # room frees up.
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(idle):
+                async with asyncio.timeout_at(next_beat(loop.time(), idle)):
                     await self._wake.wait()
             idle = min(idle * 2, IDLE_SLEEP_MAX)
 
@@ -317,9 +322,11 @@ class DestinationWorker:
             )  # fmt: skip
 
     async def _periodically(self, consumer: Consumer, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        period = min(TICK, self._commit_interval)
         last_commit = time.monotonic()
         while not stop.is_set():
-            await asyncio.sleep(min(TICK, self._commit_interval))
+            await asyncio.sleep(next_beat(loop.time(), period) - loop.time())
             self._replayer.tick(time.time())
             if not self._gate.closed and not self._buffer.in_flight:
                 self._replayer.offer_probe()
