@@ -90,7 +90,7 @@ fmt:
 bench-ingest *args: kafka-up
     {{python}} -m benchmarks.bench_ingest {{args}}
 
-# Dispatcher vs a compiled sink (Go): concurrency 1-256 beside bare aiohttp, --processes 1 vs 2, 950 destinations (the most one process runs), tracing, profile (~8 min).
+# Dispatcher vs a compiled sink (Go): concurrency 1-256 beside bare aiohttp, --processes 1 vs 2, 950 destinations (the most one process runs), tracing, profile (~15 min).
 bench-dispatch *args: kafka-up
     {{python}} -m benchmarks.bench_dispatch {{args}}
 

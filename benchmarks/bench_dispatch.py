@@ -170,7 +170,7 @@ def _size_option(
 @_size_option(
     "cpu_pairs",
     click.IntRange(min=0),
-    "Further bare-dispatcher pairs for the CPU ratio's median.",
+    "Further bare-dispatcher pairs for the CPU ratio's median (the gauge left unread).",
     flag="--cpu-pairs",
 )
 @click.option(
