@@ -33,7 +33,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-from dispatcher.beats import next_beat
+from dispatcher.beats import due, next_beat
 from dispatcher.breaker import State, Transition
 from dispatcher.breaker_state import StatePublisher
 from dispatcher.buffer import Buffer
@@ -108,6 +108,8 @@ class DestinationWorker:
         self.group_id = manifest.group_id(spec)
         self.stats = WorkerStats()
         self._topic = manifest.topic
+        if commit_interval <= 0:
+            raise ValueError(f"commit_interval must be positive, got {commit_interval!r}")
         self._commit_interval = commit_interval
         self._drain_timeout = drain_timeout
         self._metrics = metrics = metrics or DeliveryMetrics()
@@ -324,14 +326,16 @@ class DestinationWorker:
     async def _periodically(self, consumer: Consumer, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
         period = min(TICK, self._commit_interval)
-        last_commit = time.monotonic()
+        last_commit = loop.time()
         while not stop.is_set():
-            await asyncio.sleep(next_beat(loop.time(), period) - loop.time())
+            now = loop.time()
+            beat = next_beat(now, period)
+            await asyncio.sleep(beat - now)
             self._replayer.tick(time.time())
             if not self._gate.closed and not self._buffer.in_flight:
                 self._replayer.offer_probe()
-            if time.monotonic() - last_commit >= self._commit_interval:
-                last_commit = time.monotonic()
+            if due(beat, last_commit, self._commit_interval):
+                last_commit = beat
                 self._committer.commit(consumer, asynchronous=True)
                 await self._progress.report(consumer)
 

@@ -18,6 +18,7 @@ from dispatcher.durations import Duration
 from dispatcher.metrics import DeliveryMetrics
 from dispatcher.park_records import replay_request_headers
 from dispatcher.parking import ParkingPolicy
+from dispatcher.worker import IDLE_SLEEP_MAX
 from eventlog.producer import ProduceError
 from eventlog.record import Event, Headers
 from tests.dispatcher.fake_kafka import FakeCluster
@@ -626,3 +627,21 @@ async def test_an_event_near_retention_is_parked_while_the_destination_is_down()
 
 def test_specs_used_here_are_valid() -> None:
     assert replace(spec(), max_buffered=10, concurrency=2).max_buffered == 10
+
+
+def test_an_idle_destination_polls_once_a_beat_and_never_spins() -> None:
+    # On uvloop, the services' loop, whose clock counts whole milliseconds: a nap woken on
+    # its beat must last until the next one, not end at once on the same beat.
+    import uvloop  # noqa: PLC0415 - the loop under test, not this module's
+
+    async def polls_while_idle() -> int:
+        async with Harness() as h:
+            h.consumer.assign([0, 1, 2, 3])
+            await wait_until(lambda: h.consumer.calls > 0, what="the first poll")
+            await asyncio.sleep(0.3)  # past the naps' ramp up to IDLE_SLEEP_MAX
+            before = h.consumer.calls
+            await asyncio.sleep(1.0)  # the span measured
+            return h.consumer.calls - before
+
+    polls = uvloop.run(polls_while_idle())
+    assert 5 <= polls <= 13, f"{polls} polls in 1 s idle, one per {IDLE_SLEEP_MAX}s beat expected"
