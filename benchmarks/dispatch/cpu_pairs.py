@@ -6,7 +6,8 @@ people's work shares the cores and their caches): the ratio of a single pair ran
 to 2.03 over five pairs of the same code, run back to back (issue 14). So the goal on CPU is
 judged by the median over several pairs: the pair of the main runs, then ``plan.cpu_pairs``
 more at each latency and concurrency, each over a shorter window (CPU per delivery needs a
-few thousand deliveries, not the full window).
+few thousand deliveries, not the full window; at 20 ms and concurrency 1 a pair has only
+about 235, and swings the most).
 
 The main runs read the dispatcher's in-flight gauge twice a second, and each read costs it
 2-3 ms of CPU: at 47 deliveries a second (20 ms sink, concurrency 1) about 100 µs per

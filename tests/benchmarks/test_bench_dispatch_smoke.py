@@ -45,9 +45,9 @@ def test_one_destination_runs_beside_bare_clients(kafka_bootstrap: str, tmp_path
     assert any(name.startswith("highest median of dispatcher CPU per") for name in ratios)
     pairs = {tuple(row[:2]): row for row in table_rows(report, "CPU per delivery over the bare")}
     assert set(pairs) == {("20", c) for c in "14"}
-    for _, _, main, further, _median in pairs.values():
-        # The main runs read the dispatcher's gauge (marked *), the further pair does not.
-        assert main == "-" or main.endswith("*"), pairs
+    for _, _, _main, further, _median in pairs.values():
+        # The further pair leaves the dispatcher's gauge unread: never marked *. (The main
+        # runs read it every 0.5 s: marked, unless a run this small ended before a read.)
         assert further == "-" or re.fullmatch(r"[\d.]+", further), pairs
 
     head = report.split("## Deliveries", 1)[0]
